@@ -1,0 +1,223 @@
+"""Command line: argument parsing and terminal output only; the work happens in the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from glassnet.errors import UserError
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+
+
+def _float(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every ``glassnet`` subcommand."""
+    p = argparse.ArgumentParser(
+        prog="glassnet",
+        description="Train small neural nets, tune them with cross-validated search, look inside.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("regression", help="the study's 1-D regression experiment")
+    d = r.add_argument_group("data")
+    d.add_argument("--train", metavar="CSV", help="training CSV (header input,label)")
+    d.add_argument("--test", metavar="CSV", help="test CSV (header input,label)")
+    d.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with regression/train_data.csv and test_data.csv "
+        "(default: $GLASSNET_DATA, else generated data)",
+    )
+    m = r.add_argument_group("model")
+    m.add_argument(
+        "--hidden",
+        type=_positive_int,
+        nargs="+",
+        default=[512, 256],
+        metavar="W",
+        help="hidden layer widths (default: 512 256)",
+    )
+    m.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid or gelu")
+    s = r.add_argument_group("search and training")
+    s.add_argument("--search", default="random", help="random (default), grid or none")
+    s.add_argument("--n-iter", type=_positive_int, default=20, help="random-search candidates")
+    s.add_argument(
+        "--epoch-choices",
+        type=_positive_int,
+        nargs="+",
+        default=[100, 250, 500, 1000],
+        metavar="E",
+        help="epoch counts the random search draws from",
+    )
+    s.add_argument("--cv", type=_positive_int, default=5, help="cross-validation folds")
+    s.add_argument("--lr", type=_float, default=0.01, help="learning rate (--search none)")
+    s.add_argument("--momentum", type=_float, default=0.9, help="SGD momentum (--search none)")
+    s.add_argument("--epochs", type=_positive_int, default=1000, help="epochs (--search none)")
+    s.add_argument(
+        "--weight-decay", type=_float, default=0.001, help="L2 weight decay (--search none)"
+    )
+    s.add_argument("--batch-size", type=_positive_int, default=128)
+    s.add_argument("--n-jobs", type=_positive_int, default=1, help="parallel search fits")
+    _common(r)
+
+    pr = sub.add_parser("predict", help="predict with a saved run")
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("--x", type=_float, nargs="+", metavar="X", help="inputs (regression runs)")
+    pr.add_argument(
+        "--input", metavar="CSV", help="CSV of inputs: one column, or input,label (labels ignored)"
+    )
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=_positive_int, default=0, help="one seed for everything")
+    g.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<UTC time>-<kind>)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``glassnet`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "regression":
+            return _regression(args)
+        if args.command == "predict":
+            return _predict(args)
+    except UserError as e:
+        print(f"glassnet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("glassnet: interrupted; no run folder was left behind", file=sys.stderr)
+        return 130
+    return 1
+
+
+def _progress(args: argparse.Namespace):
+    from glassnet.progress import BarProgress, Progress
+
+    return Progress() if args.quiet else BarProgress()
+
+
+def _regression(args: argparse.Namespace) -> int:
+    from glassnet.experiments.regression import RegressionConfig, run_regression
+
+    cfg = RegressionConfig(
+        train=args.train,
+        test=args.test,
+        data_dir=args.data_dir,
+        hidden=tuple(args.hidden),
+        activation=args.activation,
+        search=args.search,
+        n_iter=args.n_iter,
+        cv=args.cv,
+        lr=args.lr,
+        momentum=args.momentum,
+        epochs=args.epochs,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        epoch_choices=tuple(args.epoch_choices),
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        device=args.device,
+    )
+    result = run_regression(cfg, out=args.out, progress=_progress(args))
+    print(_regression_summary(result.metrics, result.run_dir))
+    return 0
+
+
+def _regression_summary(m: dict, run_dir: Path) -> str:
+    lines = ["", "glassnet regression: done"]
+    if m.get("generated_data"):
+        lines.append("  data       GENERATED (no data folder given): " + m["data"])
+    else:
+        lines.append(f"  data       {m['data']}")
+    lines.append(f"  sizes      {m['n_train']} train / {m['n_test']} test points")
+    bp = ", ".join(f"{k.replace('optimizer__', '')}={_fmt(v)}" for k, v in m["best_params"].items())
+    label = "parameters" if m["search"] == "none" else f"best ({m['search']})"
+    lines.append(f"  {label:<10} {bp}")
+    if "cv_mse" in m:
+        lines.append(
+            f"  CV MSE     {m['cv_mse']:.4f}  ({m['n_candidates']} candidates, "
+            f"{m['n_failed']} failed/diverged)"
+        )
+    lines.append(f"  train MSE  {m['train_mse']:.4f}")
+    lines.append(f"  test MSE   {m['test_mse']:.4f}  (test set used once, after the search)")
+    lines.append(f"  time       {m['seconds']:.1f} s")
+    lines.append(f"  run folder {run_dir}")
+    return "\n".join(lines)
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from glassnet.data.regression import read_xy_csv
+    from glassnet.experiments.regression import load_regression_model
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"RUN_DIR {run_dir}: not a folder")
+    if (args.x is None) == (args.input is None):
+        raise UserError("give inputs with either --x X [X ...] or --input CSV")
+    if args.input is not None:
+        xs = _read_inputs(Path(args.input), read_xy_csv)
+    else:
+        xs = np.asarray(args.x, dtype=np.float64)
+    model = load_regression_model(run_dir)
+    with torch.no_grad():
+        ys = model(torch.as_tensor(xs, dtype=torch.float32).reshape(-1, 1)).ravel().numpy()
+    print("input,prediction")
+    for x, y in zip(xs, ys):
+        print(f"{x:.6g},{y:.6g}")
+    return 0
+
+
+def _read_inputs(path: Path, read_xy_csv) -> np.ndarray:  # noqa: F821
+    """Read one numeric column (optional header) or an input,label CSV."""
+    import numpy as np
+
+    if not path.exists():
+        raise UserError(f"--input {path}: file not found")
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if lines and "," in lines[-1]:
+        return read_xy_csv(path, "--input")[0]
+    values = []
+    for i, ln in enumerate(lines, start=1):
+        try:
+            values.append(float(ln))
+        except ValueError:
+            if i == 1:
+                continue  # a header line
+            raise UserError(f"--input {path}, line {i}: not a number: {ln!r}") from None
+    if not values:
+        raise UserError(f"--input {path}: no numbers found")
+    arr = np.asarray(values)
+    if not np.isfinite(arr).all():
+        raise UserError(f"--input {path}: NaN or infinite input")
+    return arr
+
+
+if __name__ == "__main__":
+    sys.exit(main())

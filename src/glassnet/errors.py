@@ -1,0 +1,11 @@
+"""The one exception the CLI reports politely: a mistake in the user's input."""
+
+__all__ = ["UserError", "DivergedError"]
+
+
+class UserError(Exception):
+    """Bad input from the user (a file, an option); the message names it and what was expected."""
+
+
+class DivergedError(RuntimeError):
+    """Training produced a non-finite loss; searches score such a candidate as failed (NaN)."""

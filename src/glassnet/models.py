@@ -1,0 +1,107 @@
+"""The study's networks as plain ``nn.Module`` classes: a configurable MLP and LeNet-5."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["MLP", "LeNet5", "ACTIVATIONS", "kaiming_init"]
+
+# Names accepted for ``activation``; the module class is instantiated once per hidden layer.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
+
+
+class MLP(nn.Module):
+    """Fully connected net: Linear -> activation (-> dropout) per hidden layer, then a Linear head.
+
+    The study's regression net is ``MLP(1, (512, 256), 1, "tanh")`` and its dense MNIST net is
+    ``MLP(784, (256, 512, 256), 10, "relu", dropout=p)``.
+    """
+
+    def __init__(
+        self,
+        in_features: int = 1,
+        hidden: Sequence[int] = (512, 256),
+        out_features: int = 1,
+        activation: str = "tanh",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.in_features = in_features
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, out_features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1)  # (batch, in_features): images arrive as (batch, 1, 28, 28)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"MLP expects {self.in_features} input features, got {x.shape[1]}")
+        return self.net(x)  # (batch, out_features)
+
+    def linear_layers(self) -> list[nn.Linear]:
+        """Return the Linear layers from input to output."""
+        return [m for m in self.net if isinstance(m, nn.Linear)]
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 for 28x28 grayscale images, with dropout and Kaiming initialisation.
+
+    conv 6@5x5 (padding 2) -> ReLU -> maxpool 2 -> conv 16@5x5 -> ReLU -> maxpool 2
+    -> 120 -> 84 -> n_classes, ReLU and dropout between the dense layers.
+    """
+
+    def __init__(self, n_classes: int = 10, dropout: float = 0.25, in_channels: int = 1) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.in_channels = in_channels
+        self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.pool = nn.MaxPool2d(2)
+        self.act = nn.ReLU()
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, n_classes)
+        self.drop = nn.Dropout(dropout)
+        kaiming_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and x.shape[1] == 28 * 28 * self.in_channels:
+            x = x.reshape(-1, self.in_channels, 28, 28)  # flat pixels from an MLP-style array
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.in_channels, 28, 28):
+            raise ValueError(
+                f"LeNet5 expects images shaped (batch, {self.in_channels}, 28, 28), "
+                f"got {tuple(x.shape)}"
+            )
+        x = self.pool(self.act(self.conv1(x)))  # (batch, 6, 14, 14)
+        x = self.pool(self.act(self.conv2(x)))  # (batch, 16, 5, 5)
+        x = x.flatten(1)  # (batch, 400)
+        x = self.drop(self.act(self.fc1(x)))  # (batch, 120)
+        x = self.drop(self.act(self.fc2(x)))  # (batch, 84)
+        return self.fc3(x)  # (batch, n_classes)
+
+
+def kaiming_init(module: nn.Module) -> nn.Module:
+    """Kaiming-normal weights (fan_in, ReLU gain) and zero biases for every conv/linear layer."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return module

@@ -1,0 +1,164 @@
+"""skorch nets the experiments share: seeding, in-memory batches, divergence and progress hooks."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import Callback
+
+from glassnet.errors import DivergedError
+from glassnet.progress import Progress
+
+__all__ = [
+    "InMemoryLoader",
+    "SeededMixin",
+    "GlassRegressor",
+    "GlassClassifier",
+    "StopOnDivergence",
+    "EpochProgress",
+    "seed_everything",
+    "choose_device",
+]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def choose_device(device: str = "auto") -> str:
+    """Return ``cuda`` when asked for ``auto`` and a GPU is present, else the given device."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _arrays(dataset: Any) -> tuple[Any, Any]:
+    """Pull (X, y) out of a skorch Dataset, possibly wrapped in a torch Subset."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        X, y = _arrays(dataset.dataset)
+        idx = np.asarray(dataset.indices)
+        return X[idx], (None if y is None else y[idx])
+    return dataset.X, dataset.y
+
+
+class InMemoryLoader:
+    """A DataLoader stand-in that slices whole mini-batches out of tensors held in memory.
+
+    skorch's default path indexes one item at a time and collates, which costs more than the
+    arithmetic of a small model. This yields ``(X[idx], y[idx])`` per batch instead, with the same
+    semantics as ``DataLoader(shuffle=..., batch_size=..., drop_last=False)``. Shuffling draws
+    from torch's global generator, so a seeded net sees the same batches every run.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        device: str | None = None,
+        **_: Any,  # DataLoader-only options (num_workers, ...) are meaningless here
+    ) -> None:
+        X, y = _arrays(dataset)
+        self.X = torch.as_tensor(X)
+        self.y = None if y is None else torch.as_tensor(y)
+        if device is not None:  # keep the whole set on the GPU: one copy instead of one per batch
+            self.X = self.X.to(device)
+            self.y = None if self.y is None else self.y.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n, device=self.X.device) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                sl = slice(start, start + self.batch_size)
+                xb = self.X[sl]
+                yb = None if self.y is None else self.y[sl]
+            else:
+                idx = order[start : start + self.batch_size]
+                xb = self.X[idx]
+                yb = None if self.y is None else self.y[idx]
+            yield xb, yb
+
+
+class StopOnDivergence(Callback):
+    """Raise DivergedError as soon as the epoch's training loss is NaN or infinite."""
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        loss = net.history[-1, "train_loss"]
+        if not math.isfinite(loss):
+            raise DivergedError(f"training loss became {loss} at epoch {len(net.history)}")
+
+
+class EpochProgress(Callback):
+    """Report epochs and finished fits to a Progress (shared across sklearn clones)."""
+
+    def __init__(self, progress: Progress | None = None, tick_fits: bool = True) -> None:
+        self.progress = progress
+        self.tick_fits = tick_fits
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        if self.progress is not None:
+            self.progress.note(f"epoch {len(net.history)}/{net.max_epochs}")
+
+    def on_train_end(self, net, **kwargs) -> None:
+        if self.progress is not None and self.tick_fits:
+            self.progress.advance()
+
+
+class SeededMixin:
+    """Seed torch from ``random_state`` right before the module is built.
+
+    Every clone inside a search then starts from the same weights for the same seed, whatever
+    order (or process) it runs in, which makes searches repeatable with ``n_jobs > 1`` too.
+    """
+
+    random_state: int | None
+
+    def initialize_module(self):
+        if self.random_state is not None:
+            torch.manual_seed(self.random_state)
+        return super().initialize_module()
+
+    def initialize(self):
+        out = super().initialize()
+        if self.random_state is not None:  # shuffling order also comes from the seed
+            torch.manual_seed(self.random_state + 1)
+        return out
+
+
+class GlassRegressor(SeededMixin, NeuralNetRegressor):
+    """skorch regressor with a ``random_state`` and float32 targets shaped (n, 1)."""
+
+    def __init__(self, *args: Any, random_state: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.random_state = random_state
+
+    def fit(self, X, y=None, **fit_params):
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+        y = np.asarray(y, dtype=np.float32).reshape(-1, 1)
+        return super().fit(X, y, **fit_params)
+
+    def predict(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+        return super().predict(X)
+
+
+class GlassClassifier(SeededMixin, NeuralNetClassifier):
+    """skorch classifier with a ``random_state``."""
+
+    def __init__(self, *args: Any, random_state: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.random_state = random_state
