@@ -76,8 +76,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-jobs", type=_positive_int, default=1, help="parallel search fits")
     _common(r)
 
+    c = sub.add_parser("classify", help="MNIST-style image classification (mlp or lenet5)")
+    c.add_argument("--model", default="mlp", help="mlp (784-256-512-256-10) or lenet5")
+    c.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the four IDX files, directly or under mnist/ "
+                        "(default: $GLASSNET_DATA, the download cache, else a 5,000-image sample)")
+    c.add_argument("--class-names", metavar="NAMES", help="comma-separated class names")
+    c.add_argument("--hidden", type=_positive_int, nargs="+", default=[256, 512, 256], metavar="W")
+    c.add_argument("--dropout", type=_float, default=None,
+                   help="dropout probability (default 0.2 for mlp, 0.25 for lenet5)")
+    c.add_argument("--lr", type=_float, default=1e-3, help="Adam learning rate")
+    c.add_argument("--epochs", type=_positive_int, default=None,
+                   help="epochs (default 20 for mlp, 15 for lenet5)")
+    c.add_argument("--batch-size", type=_positive_int, default=128)
+    c.add_argument("--val-fraction", type=_float, default=0.2)
+    c.add_argument("--search", default="none", help="none or grid (mlp only)")
+    c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
+    c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])
+    c.add_argument("--grid-epochs", type=_positive_int, nargs="+", default=[10, 20, 30])
+    c.add_argument("--max-train", type=_positive_int, default=None,
+                   help="use only this many training images (quick runs)")
+    _common(c)
+
+    dl = sub.add_parser("data", help="manage data sets")
+    dsub = dl.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    down = dsub.add_parser("download", help="download a data set into the user cache")
+    down.add_argument("name", choices=["mnist"])
+    down.add_argument("--to", metavar="DIR", help="destination (default: the user cache)")
+
     pr = sub.add_parser("predict", help="predict with a saved run")
     pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("images", nargs="*", metavar="IMAGE", help="image files (classification runs)")
     pr.add_argument("--x", type=_float, nargs="+", metavar="X", help="inputs (regression runs)")
     pr.add_argument(
         "--input", metavar="CSV", help="CSV of inputs: one column, or input,label (labels ignored)"
@@ -99,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "regression":
             return _regression(args)
+        if args.command == "classify":
+            return _classify(args)
+        if args.command == "data":
+            return _download(args)
         if args.command == "predict":
             return _predict(args)
     except UserError as e:
@@ -169,16 +202,68 @@ def _fmt(v: object) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _classify(args: argparse.Namespace) -> int:
+    from glassnet.experiments.classification import ClassificationConfig, run_classification
+
+    lenet = args.model == "lenet5"
+    cfg = ClassificationConfig(
+        model=args.model, data_dir=args.data_dir,
+        class_names=tuple(args.class_names.split(",")) if args.class_names else None,
+        hidden=tuple(args.hidden),
+        dropout=args.dropout if args.dropout is not None else (0.25 if lenet else 0.2),
+        lr=args.lr, epochs=args.epochs or (15 if lenet else 20), batch_size=args.batch_size,
+        val_fraction=args.val_fraction, search=args.search, grid_lr=tuple(args.grid_lr),
+        grid_dropout=tuple(args.grid_dropout), grid_epochs=tuple(args.grid_epochs),
+        max_train=args.max_train, seed=args.seed, device=args.device,
+    )
+    result = run_classification(cfg, out=args.out, progress=_progress(args))
+    print(_classify_summary(result.metrics, result.run_dir))
+    return 0
+
+
+def _classify_summary(m: dict, run_dir: Path) -> str:
+    d = m["data"]
+    lines = ["", f"glassnet classify ({m['model']}): done"]
+    lines += [f"  note       {n}" for n in m.get("notes", [])]
+    lines.append(f"  data       {d['source']}")
+    lines.append(f"  sizes      {d['n_fit']} fit / {d['n_val']} validation / {d['n_test']} test, "
+                 f"{d['n_classes']} classes")
+    bp = ", ".join(f"{k}={_fmt(v)}" for k, v in m["best_params"].items())
+    lines.append(f"  parameters {bp}; best epoch {m['best_epoch']} of {m['epochs_run']}")
+    lines.append(f"  val acc    {m['val_accuracy']:.2%}")
+    lines.append(f"  test acc   {m['test_accuracy']:.2%}  (test set used once, at the end)")
+    top = m["most_confused"][:3]
+    conf = ", ".join(f"{c['true']}->{c['predicted']} ({c['count']})" for c in top)
+    lines.append(f"  confused   {conf or 'none'}")
+    lines.append(f"  time       {m['seconds']:.1f} s ({m['seconds_per_epoch']:.2f} s/epoch, "
+                 f"{m['device']})")
+    lines.append(f"  run folder {run_dir}")
+    return "\n".join(lines)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from glassnet.data.images import download_mnist
+
+    where = download_mnist(args.to)
+    print(f"MNIST is ready in {where}")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
     from glassnet.data.regression import read_xy_csv
     from glassnet.experiments.regression import load_regression_model
+    from glassnet.runs import read_json
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"RUN_DIR {run_dir}: not a folder")
+    if read_json(run_dir / "config.json").get("kind") == "classification":
+        return _predict_images(run_dir, args.images)
+    if args.images:
+        raise UserError(f"{run_dir} is a regression run: give inputs with --x or --input")
     if (args.x is None) == (args.input is None):
         raise UserError("give inputs with either --x X [X ...] or --input CSV")
     if args.input is not None:
@@ -191,6 +276,28 @@ def _predict(args: argparse.Namespace) -> int:
     print("input,prediction")
     for x, y in zip(xs, ys):
         print(f"{x:.6g},{y:.6g}")
+    return 0
+
+
+def _predict_images(run_dir: Path, images: list[str]) -> int:
+    import numpy as np
+    import torch
+
+    from glassnet.experiments.classification import load_classifier
+    from glassnet.preprocessing import image_to_mnist, to_inputs
+
+    if not images:
+        raise UserError("give one or more image files to classify")
+    module, cfg = load_classifier(run_dir)
+    digits = np.stack([image_to_mnist(p) for p in images])  # (n, 28, 28) uint8
+    x = torch.from_numpy(to_inputs(digits, cfg["input_mean"], cfg["input_std"]))
+    with torch.no_grad():
+        proba = torch.softmax(module(x), dim=1).numpy()
+    classes = cfg["classes"]
+    print("image,prediction,probability," + ",".join(f"p({c})" for c in classes))
+    for path, p in zip(images, proba):
+        k = int(p.argmax())
+        print(f"{path},{classes[k]},{p[k]:.4f}," + ",".join(f"{v:.4f}" for v in p))
     return 0
 
 

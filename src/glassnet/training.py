@@ -162,3 +162,41 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
     def __init__(self, *args: Any, random_state: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.random_state = random_state
+
+
+class BestWeights(Callback):
+    """Keep (in memory) the weights of the epoch with the best validation accuracy.
+
+    Ties go to the lower validation loss. At the end of training the best weights are loaded
+    back into the module; ``snapshots[e]`` holds the best state seen within the first ``e``
+    epochs for each ``e`` in ``budgets``, so one run answers "what if we had trained e epochs".
+    """
+
+    def __init__(self, budgets: tuple[int, ...] = ()) -> None:
+        self.budgets = budgets
+
+    def initialize(self):
+        self.best_key_: tuple[float, float] | None = None
+        self.best_epoch_ = 0
+        self.best_state_: dict[str, torch.Tensor] | None = None
+        self.snapshots_: dict[int, dict[str, Any]] = {}
+        return self
+
+    def on_epoch_end(self, net, **kwargs) -> None:
+        row = net.history[-1]
+        key = (row["valid_acc"], -row["valid_loss"])
+        if self.best_key_ is None or key > self.best_key_:
+            self.best_key_ = key
+            self.best_epoch_ = row["epoch"]
+            self.best_state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        if row["epoch"] in self.budgets:
+            self.snapshots_[row["epoch"]] = {
+                "state": self.best_state_,
+                "epoch": self.best_epoch_,
+                "valid_acc": self.best_key_[0],
+                "valid_loss": -self.best_key_[1],
+            }
+
+    def on_train_end(self, net, **kwargs) -> None:
+        if self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)

