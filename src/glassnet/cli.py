@@ -78,24 +78,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classify", help="MNIST-style image classification (mlp or lenet5)")
     c.add_argument("--model", default="mlp", help="mlp (784-256-512-256-10) or lenet5")
-    c.add_argument("--data-dir", metavar="DIR",
-                   help="folder with the four IDX files, directly or under mnist/ "
-                        "(default: $GLASSNET_DATA, the download cache, else a 5,000-image sample)")
+    c.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the four IDX files, directly or under mnist/ "
+        "(default: $GLASSNET_DATA, the download cache, else a 5,000-image sample)",
+    )
     c.add_argument("--class-names", metavar="NAMES", help="comma-separated class names")
     c.add_argument("--hidden", type=_positive_int, nargs="+", default=[256, 512, 256], metavar="W")
-    c.add_argument("--dropout", type=_float, default=None,
-                   help="dropout probability (default 0.2 for mlp, 0.25 for lenet5)")
+    c.add_argument(
+        "--dropout",
+        type=_float,
+        default=None,
+        help="dropout probability (default 0.2 for mlp, 0.25 for lenet5)",
+    )
     c.add_argument("--lr", type=_float, default=1e-3, help="Adam learning rate")
-    c.add_argument("--epochs", type=_positive_int, default=None,
-                   help="epochs (default 20 for mlp, 15 for lenet5)")
+    c.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="epochs (default 20 for mlp, 15 for lenet5)",
+    )
     c.add_argument("--batch-size", type=_positive_int, default=128)
     c.add_argument("--val-fraction", type=_float, default=0.2)
     c.add_argument("--search", default="none", help="none or grid (mlp only)")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
     c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])
     c.add_argument("--grid-epochs", type=_positive_int, nargs="+", default=[10, 20, 30])
-    c.add_argument("--max-train", type=_positive_int, default=None,
-                   help="use only this many training images (quick runs)")
+    c.add_argument(
+        "--max-train",
+        type=_positive_int,
+        default=None,
+        help="use only this many training images (quick runs)",
+    )
     _common(c)
 
     dl = sub.add_parser("data", help="manage data sets")
@@ -207,14 +222,22 @@ def _classify(args: argparse.Namespace) -> int:
 
     lenet = args.model == "lenet5"
     cfg = ClassificationConfig(
-        model=args.model, data_dir=args.data_dir,
+        model=args.model,
+        data_dir=args.data_dir,
         class_names=tuple(args.class_names.split(",")) if args.class_names else None,
         hidden=tuple(args.hidden),
         dropout=args.dropout if args.dropout is not None else (0.25 if lenet else 0.2),
-        lr=args.lr, epochs=args.epochs or (15 if lenet else 20), batch_size=args.batch_size,
-        val_fraction=args.val_fraction, search=args.search, grid_lr=tuple(args.grid_lr),
-        grid_dropout=tuple(args.grid_dropout), grid_epochs=tuple(args.grid_epochs),
-        max_train=args.max_train, seed=args.seed, device=args.device,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs if args.epochs is not None else (15 if lenet else 20),
+        val_fraction=args.val_fraction,
+        search=args.search,
+        grid_lr=tuple(args.grid_lr),
+        grid_dropout=tuple(args.grid_dropout),
+        grid_epochs=tuple(args.grid_epochs),
+        max_train=args.max_train,
+        seed=args.seed,
+        device=args.device,
     )
     result = run_classification(cfg, out=args.out, progress=_progress(args))
     print(_classify_summary(result.metrics, result.run_dir))
@@ -226,8 +249,10 @@ def _classify_summary(m: dict, run_dir: Path) -> str:
     lines = ["", f"glassnet classify ({m['model']}): done"]
     lines += [f"  note       {n}" for n in m.get("notes", [])]
     lines.append(f"  data       {d['source']}")
-    lines.append(f"  sizes      {d['n_fit']} fit / {d['n_val']} validation / {d['n_test']} test, "
-                 f"{d['n_classes']} classes")
+    lines.append(
+        f"  sizes      {d['n_fit']} fit / {d['n_val']} validation / {d['n_test']} test, "
+        f"{d['n_classes']} classes"
+    )
     bp = ", ".join(f"{k}={_fmt(v)}" for k, v in m["best_params"].items())
     lines.append(f"  parameters {bp}; best epoch {m['best_epoch']} of {m['epochs_run']}")
     lines.append(f"  val acc    {m['val_accuracy']:.2%}")
@@ -235,8 +260,9 @@ def _classify_summary(m: dict, run_dir: Path) -> str:
     top = m["most_confused"][:3]
     conf = ", ".join(f"{c['true']}->{c['predicted']} ({c['count']})" for c in top)
     lines.append(f"  confused   {conf or 'none'}")
-    lines.append(f"  time       {m['seconds']:.1f} s ({m['seconds_per_epoch']:.2f} s/epoch, "
-                 f"{m['device']})")
+    lines.append(
+        f"  time       {m['seconds']:.1f} s ({m['seconds_per_epoch']:.2f} s/epoch, {m['device']})"
+    )
     lines.append(f"  run folder {run_dir}")
     return "\n".join(lines)
 

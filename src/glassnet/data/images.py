@@ -153,10 +153,7 @@ def _class_names(folder: Path, given: Sequence[str] | None, n: int, how: str) ->
                 break
     if given is None:
         return [str(i) for i in range(n)]
-    given = list(given)
-    if len(given) < n:
-        raise UserError(f"{how}: {len(given)} class names, but labels go up to {n - 1}")
-    return given
+    return list(given)  # too few names is reported per label file by the caller
 
 
 def load_images(

@@ -1,0 +1,160 @@
+"""Classifiers end to end on tiny generated IDX data: learning, grid search, predict, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from glassnet.cli import main
+from glassnet.data.images import load_idx_folder
+from glassnet.experiments.classification import (
+    ClassificationConfig,
+    load_classifier,
+    run_classification,
+)
+from glassnet.preprocessing import image_to_mnist, to_inputs
+from glassnet.training import InMemoryLoader
+
+from .test_data_images import make_idx_folder
+
+
+@pytest.fixture
+def bars(tmp_path):
+    return make_idx_folder(tmp_path / "bars", n_train=300, n_test=100, n_classes=5)
+
+
+def test_in_memory_loader_matches_dataloader_batches():
+    from skorch.dataset import Dataset
+
+    X = np.arange(10, dtype=np.float32).reshape(10, 1)
+    y = np.arange(10)
+    batches = list(InMemoryLoader(Dataset(X, y), batch_size=4))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    np.testing.assert_array_equal(torch.cat([b[1] for b in batches]).numpy(), y)
+    torch.manual_seed(0)
+    shuffled = torch.cat([b[1] for b in InMemoryLoader(Dataset(X, y), 4, shuffle=True)])
+    assert sorted(shuffled.tolist()) == list(range(10)) and shuffled.tolist() != list(range(10))
+
+
+@pytest.mark.parametrize("model", ["mlp", "lenet5"])
+def test_tiny_run_learns_and_writes_run(tmp_path, bars, model):
+    cfg = ClassificationConfig(
+        model=model,
+        data_dir=str(bars),
+        epochs=6,
+        hidden=(32, 16),
+        batch_size=32,
+        dropout=0.1,
+        device="cpu",
+    )
+    res = run_classification(cfg, out=tmp_path / "run")
+    m = res.metrics
+    assert m["test_accuracy"] >= 0.9  # bars are trivially separable; chance is 0.2
+    assert 1 <= m["best_epoch"] <= 6
+    assert np.array(m["confusion_matrix"]).sum() == 100
+    assert set(m["per_class"]) == {"0", "1", "2", "3", "4"}
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {
+        "metrics.json",
+        "config.json",
+        "history.json",
+        "weights.pt",
+        "curves.png",
+        "confusion_matrix.png",
+        "confused_examples.png",
+    } <= names
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert {"train_loss", "valid_loss", "train_acc", "valid_acc"} <= set(hist[0])
+    # The saved weights reproduce the test accuracy of the best epoch.
+    module, _ = load_classifier(tmp_path / "run")
+    data = load_idx_folder(bars)
+    with torch.no_grad():
+        pred = module(torch.from_numpy(to_inputs(data.x_test))).argmax(1).numpy()
+    assert (pred == data.y_test).mean() == pytest.approx(m["test_accuracy"])
+
+
+def test_grid_reads_epochs_off_one_run(tmp_path, bars):
+    cfg = ClassificationConfig(
+        data_dir=str(bars),
+        search="grid",
+        hidden=(16,),
+        batch_size=32,
+        grid_lr=(1e-3, 1e-2),
+        grid_dropout=(0.0,),
+        grid_epochs=(1, 3),
+        device="cpu",
+    )
+    res = run_classification(cfg, out=tmp_path / "g")
+    rows = (tmp_path / "g" / "grid_results.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4
+    assert res.metrics["epochs_run"] == 3  # one 3-epoch run per pair, not 1 + 3 epochs
+    assert res.metrics["best_params"]["epochs"] in (1, 3)
+
+
+def test_predict_images(tmp_path, bars, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "classify",
+                "--data-dir",
+                str(bars),
+                "--epochs",
+                "4",
+                "--hidden",
+                "32",
+                "--batch-size",
+                "32",
+                "--quiet",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    # A dark-on-light picture of class 1's bar, at another size, as a user would draw it.
+    pic = np.full((56, 56), 255, np.uint8)
+    pic[8:12, 8:48] = 0
+    Image.fromarray(pic).save(tmp_path / "bar.png")
+    assert image_to_mnist(tmp_path / "bar.png").shape == (28, 28)
+    assert main(["predict", str(out), str(tmp_path / "bar.png")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("image,prediction,probability") and len(lines) == 2
+    probs = [float(v) for v in lines[1].split(",")[3:]]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-3) and len(probs) == 5
+    (tmp_path / "junk.png").write_text("not an image")
+    assert main(["predict", str(out), str(tmp_path / "junk.png")]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dropout", "1"], "--dropout must be in [0, 1)"),
+        (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--model", "resnet"], "--model must be one of"),
+        (["--data-dir", "/nonexistent/dir"], "not a folder"),
+    ],
+)
+def test_classify_bad_options(tmp_path, capsys, args, message):
+    assert main(["classify", "--quiet", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_classify_bad_data_exits_2(tmp_path, capsys):
+    folder = make_idx_folder(tmp_path / "d")
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x00\x01\x08\x03garbage")
+    assert (
+        main(["classify", "--data-dir", str(folder), "--quiet", "--out", str(tmp_path / "x")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "train-images-idx3-ubyte.gz" in err and not (tmp_path / "x").exists()
