@@ -124,7 +124,7 @@ def load_idx_folder(
                 f"{paths[f'{split}_labels'].name} has {len(y)} labels"
             )
     n_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
-    classes = _class_names(folder, classes, n_classes, how)
+    classes = _class_names(folder, classes, n_classes)
     for split in ("train", "test"):
         y = arrays[f"{split}_labels"]
         if y.max() >= len(classes):
@@ -143,13 +143,12 @@ def load_idx_folder(
     )
 
 
-def _class_names(folder: Path, given: Sequence[str] | None, n: int, how: str) -> list[str]:
+def _class_names(folder: Path, given: Sequence[str] | None, n: int) -> list[str]:
     """Class names from the argument, else ``classes.txt`` beside the data, else 0..n-1."""
     if given is None:
         for p in (folder / "classes.txt", folder / "mnist" / "classes.txt"):
             if p.exists():
                 given = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-                how = str(p)
                 break
     if given is None:
         return [str(i) for i in range(n)]
