@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid or gelu")
     s = r.add_argument_group("search and training")
-    s.add_argument("--search", default="random", help="random (default), grid or none")
+    s.add_argument("--search", default="random", help="random (default), population, grid or none")
     s.add_argument("--n-iter", type=_positive_int, default=20, help="random-search candidates")
     s.add_argument(
         "--epoch-choices",
@@ -98,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="epochs (default 20 for mlp, 15 for lenet5)",
+    )
+    c.add_argument(
+        "--lr-schedule",
+        default="cosine",
+        help="cosine (default: anneal to 0 over the epochs) or none",
+    )
+    c.add_argument(
+        "--augment",
+        type=_positive_int,
+        default=0,
+        metavar="PIXELS",
+        help="shift training images randomly by up to PIXELS (default 0: none)",
     )
     c.add_argument("--batch-size", type=_positive_int, default=128)
     c.add_argument("--val-fraction", type=_float, default=0.2)
@@ -228,6 +240,8 @@ def _classify(args: argparse.Namespace) -> int:
         hidden=tuple(args.hidden),
         dropout=args.dropout if args.dropout is not None else (0.25 if lenet else 0.2),
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
+        augment=args.augment,
         batch_size=args.batch_size,
         epochs=args.epochs if args.epochs is not None else (15 if lenet else 20),
         val_fraction=args.val_fraction,

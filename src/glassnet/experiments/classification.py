@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import train_test_split
-from skorch.callbacks import EpochScoring, PrintLog
+from skorch.callbacks import EpochScoring, LRScheduler, PrintLog
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from glassnet.data.images import ImageData, load_images
 from glassnet.errors import DivergedError, UserError
@@ -28,6 +29,7 @@ from glassnet.training import (
     EpochProgress,
     GlassClassifier,
     InMemoryLoader,
+    ShiftAugmentLoader,
     StopOnDivergence,
     choose_device,
     seed_everything,
@@ -57,6 +59,8 @@ class ClassificationConfig:
     dropout: float = 0.2  # after each hidden layer (mlp) / dense layer (lenet5)
     lr: float = 1e-3  # Adam
     epochs: int = 20
+    augment: int = 0  # shift training images by up to this many pixels (0: the study's setup)
+    lr_schedule: str = "cosine"  # cosine (anneal to 0 over the epochs) | none; grid uses none
     batch_size: int = 128  # big enough to keep the CPU busy, small enough to generalise well
     val_fraction: float = 0.2  # the study's fixed, stratified 80/20 train/validation split
     search: str = "none"  # none | grid (grid: mlp only)
@@ -72,6 +76,7 @@ class ClassificationConfig:
         checks = [
             (self.model in MODELS, f"--model must be one of {', '.join(MODELS)}"),
             (self.search in ("none", "grid"), "--search must be none or grid"),
+            (self.lr_schedule in ("none", "cosine"), "--lr-schedule must be none or cosine"),
             (self.search == "none" or self.model == "mlp", "--search grid is for --model mlp"),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
             (
@@ -85,6 +90,7 @@ class ClassificationConfig:
                 all(e >= 1 for e in self.grid_epochs),
                 f"--grid-epochs values must be >= 1, got {self.grid_epochs}",
             ),
+            (0 <= self.augment <= 8, f"--augment must be 0 to 8 pixels, got {self.augment}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (
                 0.0 < self.val_fraction < 1.0,
@@ -134,6 +140,10 @@ def make_classifier(
 ) -> GlassClassifier:
     """Return the skorch classifier: cross-entropy, Adam, fixed validation split, best epoch."""
     device = choose_device(cfg.device)
+    epochs = max((cfg.epochs, *budgets))
+    schedule = []
+    if cfg.lr_schedule == "cosine" and not budgets:  # budgets read off one run need a flat lr
+        schedule = [("lr_schedule", LRScheduler(CosineAnnealingLR, T_max=epochs))]
     module_kwargs: dict[str, Any] = {"n_classes": n_classes, "dropout": cfg.dropout}
     module = LeNet5
     if cfg.model == "mlp":
@@ -151,11 +161,12 @@ def make_classifier(
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
         lr=cfg.lr,
-        max_epochs=max((cfg.epochs, *budgets)),
+        max_epochs=epochs,
         batch_size=cfg.batch_size,
         classes=list(range(n_classes)),
         train_split=predefined_split(Dataset(*valid)),
-        iterator_train=InMemoryLoader,
+        iterator_train=ShiftAugmentLoader if cfg.augment else InMemoryLoader,
+        **({"iterator_train__max_shift": cfg.augment} if cfg.augment else {}),
         iterator_train__shuffle=True,
         iterator_train__device=device,
         iterator_valid=InMemoryLoader,
@@ -169,6 +180,7 @@ def make_classifier(
             ("best", BestWeights(budgets)),
             ("diverge", StopOnDivergence()),
             ("progress", EpochProgress(progress, tick_fits=False)),
+            *schedule,
         ],
         callbacks__print_log=PrintLog(sink=lambda *_: None),
         device=device,

@@ -41,7 +41,7 @@ __all__ = [
     "SEARCHES",
 ]
 
-SEARCHES = ("random", "grid", "none")
+SEARCHES = ("random", "population", "grid", "none")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class RegressionConfig:
     data_dir: str | None = None  # folder holding regression/{train,test}_data.csv
     hidden: tuple[int, ...] = (512, 256)  # hidden layer widths: the study's 1-512-256-1
     activation: str = "tanh"
-    search: str = "random"  # random | grid | none
+    search: str = "random"  # random | population (same candidates, all at once) | grid | none
     n_iter: int = 20  # candidates drawn by the random search
     cv: int = 5  # folds (shuffled, seeded)
     lr: float = 0.01  # used by --search none (the study's choice)
@@ -181,9 +181,8 @@ def run_regression(
                     "optimizer__weight_decay": cfg.weight_decay,
                 }
             else:
-                space = (regression_distributions if cfg.search == "random" else regression_grid)(
-                    cfg.epoch_choices
-                )
+                grid = cfg.search == "grid"
+                space = (regression_grid if grid else regression_distributions)(cfg.epoch_choices)
                 search = make_search(
                     net,
                     cfg.search,
@@ -192,8 +191,9 @@ def run_regression(
                     n_iter=cfg.n_iter,
                     seed=cfg.seed,
                     n_jobs=cfg.n_jobs,
+                    progress=progress,
                 )
-                n_cand = cfg.n_iter if cfg.search == "random" else _grid_size(space)
+                n_cand = _grid_size(space) if grid else cfg.n_iter
                 progress.start(n_cand * cfg.cv + 1, f"{cfg.search} search, {cfg.cv}-fold CV")
                 with warnings.catch_warnings():  # failed candidates are reported in metrics
                     warnings.filterwarnings("ignore", category=FitFailedWarning)

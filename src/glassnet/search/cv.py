@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV
 
+from glassnet.progress import Progress
+from glassnet.search.population import PopulationSearchCV
+
 __all__ = ["make_search", "search_summary", "SEARCH_KINDS"]
 
-SEARCH_KINDS = ("random", "grid", "none")
+SEARCH_KINDS = ("population", "random", "grid", "none")
 
 
 def make_search(
@@ -22,14 +25,29 @@ def make_search(
     seed: int = 0,
     scoring: str = "neg_mean_squared_error",
     n_jobs: int = 1,
-) -> GridSearchCV | RandomizedSearchCV:
-    """Return an unfitted search of ``kind`` ('random' or 'grid') over ``space``.
+    progress: Progress | None = None,
+) -> GridSearchCV | RandomizedSearchCV | PopulationSearchCV:
+    """Return an unfitted search of ``kind`` over ``space``.
+
+    'random' and 'grid' are scikit-learn's searches; 'population' is PopulationSearchCV drawing
+    the same candidates as 'random' (same seed) and training them all at once.
 
     Folds are shuffled with ``seed``; a candidate whose fit raises (e.g. it diverged) scores NaN
     instead of stopping the search, as scikit-learn's ``error_score=np.nan`` does.
     """
     folds = KFold(n_splits=cv, shuffle=True, random_state=seed)
     common = dict(scoring=scoring, cv=folds, refit=True, error_score=np.nan, n_jobs=n_jobs)
+    if kind == "population":
+        return PopulationSearchCV(
+            estimator,
+            space,
+            n_iter=n_iter,
+            cv=folds,
+            scoring=scoring,
+            random_state=seed,
+            error_score=np.nan,
+            progress=progress,
+        )
     if kind == "random":
         return RandomizedSearchCV(estimator, space, n_iter=n_iter, random_state=seed, **common)
     if kind == "grid":

@@ -1,0 +1,535 @@
+"""PopulationSearchCV: every (candidate, fold) member of an MLP search trained as one computation.
+
+A randomized search with 5 folds trains ~100 small nets one after another; for the study's
+1-512-256-1 net most of the time goes to per-fit and per-epoch overhead, not arithmetic. Here all
+members live in stacked weight tensors (member, fan_in, fan_out) and one epoch of every member is
+a handful of batched matmuls (``torch.bmm``). Gradients are written out by hand (the MLP is
+small and fixed), which avoids autograd's graph bookkeeping and lets every update happen in
+place. The update is exactly ``torch.optim.SGD``'s (momentum, dampening 0, weight decay added to
+the gradient), with a learning rate, momentum, weight decay, epoch count and dropout per member.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
+from skorch import NeuralNetRegressor
+from torch import nn
+
+from glassnet.errors import DivergedError
+from glassnet.models import MLP
+from glassnet.progress import Progress
+from glassnet.training import EpochProgress, StopOnDivergence
+
+__all__ = ["PopulationSearchCV", "NotBatchableError", "BATCHABLE_PARAMS"]
+
+# Parameters that may differ between members; anything else must be the same for all.
+BATCHABLE_PARAMS = (
+    "lr",
+    "optimizer__momentum",
+    "optimizer__weight_decay",
+    "max_epochs",
+    "module__dropout",
+)
+_ACTS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+
+class NotBatchableError(ValueError):
+    """The estimator (or search space) has a part PopulationSearchCV cannot batch."""
+
+
+class _Spec:
+    """What the population needs to know about the estimator, checked once."""
+
+    def __init__(self, est: Any, space_keys: set[str]) -> None:
+        def refuse(part: str, why: str) -> None:
+            raise NotBatchableError(f"PopulationSearchCV cannot batch {part}: {why}")
+
+        if not isinstance(est, NeuralNetRegressor):
+            refuse(type(est).__name__, "only skorch NeuralNetRegressor estimators are supported")
+        module = est.module
+        if module is not MLP:
+            name = getattr(module, "__name__", type(module).__name__)
+            refuse(
+                f"module {name}",
+                "only the glassnet.models.MLP class (with module__ parameters) can be stacked",
+            )
+        kw = est.get_params_for("module")
+        self.in_features = kw.get("in_features", 1)
+        self.hidden = tuple(kw.get("hidden", (512, 256)))
+        self.out_features = kw.get("out_features", 1)
+        self.activation = kw.get("activation", "tanh")
+        self.dropout = float(kw.get("dropout", 0.0))
+        if self.activation not in _ACTS:
+            refuse(f"activation {self.activation!r}", f"supported: {sorted(_ACTS)}")
+        crit = est.criterion
+        if crit is not nn.MSELoss:
+            refuse(f"criterion {getattr(crit, '__name__', crit)}", "only torch.nn.MSELoss")
+        if est.get_params_for("criterion").get("reduction", "mean") != "mean":
+            refuse("criterion reduction", "only the mean reduction")
+        if est.optimizer is not torch.optim.SGD:
+            refuse(
+                f"optimizer {getattr(est.optimizer, '__name__', est.optimizer)}",
+                "only torch.optim.SGD",
+            )
+        opt = {
+            k[len("optimizer__") :]: v
+            for k, v in est.get_params().items()
+            if k.startswith("optimizer__")
+        }
+        for name, ok in (("dampening", 0), ("nesterov", False), ("maximize", False)):
+            if opt.get(name, ok) != ok:
+                refuse(f"optimizer__{name}={opt[name]!r}", f"only {name}={ok!r}")
+        unknown = set(opt) - {
+            "momentum",
+            "weight_decay",
+            "dampening",
+            "nesterov",
+            "maximize",
+            "foreach",
+            "differentiable",
+            "fused",
+        }
+        if unknown:
+            refuse(f"optimizer__{sorted(unknown)[0]}", "not an SGD option we batch")
+        self.momentum = float(opt.get("momentum", 0.0))
+        self.weight_decay = float(opt.get("weight_decay", 0.0))
+        if est.train_split is not None:
+            refuse("train_split", "set train_split=None (the search's folds do the validating)")
+        for cb in est.callbacks or []:
+            cb = cb[1] if isinstance(cb, tuple) else cb
+            # Divergence and progress are handled by the population itself.
+            if not isinstance(cb, (StopOnDivergence, EpochProgress)):
+                refuse(
+                    f"callback {type(cb).__name__}", "callbacks run per fit and cannot be batched"
+                )
+        fixed = set(space_keys) - set(BATCHABLE_PARAMS)
+        if fixed:
+            refuse(
+                f"search parameter {sorted(fixed)[0]!r}",
+                f"only {', '.join(BATCHABLE_PARAMS)} may vary between members",
+            )
+        self.lr = float(est.lr)
+        self.max_epochs = int(est.max_epochs)
+        it = est.get_params_for("iterator_train")
+        self.batch_size = int(it.get("batch_size", est.batch_size))
+        self.shuffle = bool(it.get("shuffle", False))
+        self.seed = getattr(est, "random_state", None)
+        self.device = torch.device("cpu" if est.device in (None, "cpu") else est.device)
+
+    def initial_module(self) -> MLP:
+        """Build the module the way the skorch net would (same seed -> same weights)."""
+        if self.seed is not None:
+            torch.manual_seed(self.seed)
+        return MLP(self.in_features, self.hidden, self.out_features, self.activation, 0.0)
+
+    def shuffle_generator(self) -> torch.Generator:
+        """Generator reproducing the net's batch order (seeded as SeededMixin does)."""
+        g = torch.Generator()
+        g.manual_seed((self.seed + 1) if self.seed is not None else 0)
+        return g
+
+
+class _Population:
+    """Stacked state of the members still training: weights, momentum buffers, settings."""
+
+    def __init__(
+        self, init: MLP, settings: list[dict[str, float]], device: torch.device, activation: str
+    ) -> None:
+        layers = init.linear_layers()
+        m = len(settings)
+        self.act = _ACTS[activation]
+        self.activation = activation
+        # Weights stored (member, fan_in, fan_out) so a layer is one baddbmm: A @ W + b.
+        self.W = [
+            lin.weight.detach().T.contiguous().to(device).expand(m, -1, -1).clone()
+            for lin in layers
+        ]
+        self.b = [
+            lin.bias.detach().to(device)[None, None, :].expand(m, 1, -1).clone() for lin in layers
+        ]
+        self.bufW = [torch.zeros_like(w) for w in self.W]
+        self.bufb = [torch.zeros_like(b) for b in self.b]
+
+        def col(key: str) -> torch.Tensor:
+            return torch.tensor([s[key] for s in settings], dtype=torch.float32, device=device)[
+                :, None, None
+            ]  # (member, 1, 1)
+
+        self.lr, self.mom, self.wd, self.p = (col(k) for k in ("lr", "momentum", "wd", "dropout"))
+        self.ids = list(range(m))  # member ids, in stacking order
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only the members at positions ``rows`` (others have left the batch)."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.W[0].device)
+        for lst in (self.W, self.b, self.bufW, self.bufb):
+            lst[:] = [t.index_select(0, idx) for t in lst]
+        self.lr, self.mom, self.wd, self.p = (
+            t.index_select(0, idx) for t in (self.lr, self.mom, self.wd, self.p)
+        )
+        self.ids = [self.ids[r] for r in rows]
+
+    def forward(self, X: torch.Tensor, train: bool, gen: torch.Generator | None = None):
+        """X (member, batch, in) -> output (member, batch, out), plus what backward needs.
+
+        ``inputs[i]`` is what layer i saw (after dropout), ``hidden[i]`` the activation of hidden
+        layer i before dropout, ``masks[i]`` its scaled dropout mask (None without dropout).
+        """
+        inputs, hidden, masks = [X], [], []
+        a = X
+        use_dropout = train and bool((self.p > 0).any())
+        last = len(self.W) - 1
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            z = torch.baddbmm(b, a, W)  # (member, batch, fan_out)
+            if i == last:
+                return z, inputs, hidden, masks
+            h = self.act(z)
+            hidden.append(h)
+            mask = None
+            if use_dropout:
+                keep = 1.0 - self.p  # (member, 1, 1)
+                mask = (torch.rand(h.shape, generator=gen, device=h.device) < keep) / keep
+                h = h * mask
+            masks.append(mask)
+            a = h
+            inputs.append(a)
+        raise AssertionError("unreachable")
+
+    def step(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        w: torch.Tensor,
+        active: torch.Tensor,
+        gen: torch.Generator | None,
+    ) -> torch.Tensor:
+        """One SGD step of every member on its batch; return per-member batch losses.
+
+        ``w`` (member, batch, 1) holds 1/batch_size for real rows and 0 for padding; ``active``
+        (member, 1, 1) is 0 for members with no batch left this epoch (they must not move).
+        """
+        out, inputs, hidden, masks = self.forward(X, train=True, gen=gen)
+        err = out - y  # (member, batch, out)
+        loss = (err * err * w).sum(dim=(1, 2))  # (member,)  MSE with the mean over the batch
+        dz = 2.0 * err * w  # (member, batch, out): d loss / d output
+        for i in range(len(self.W) - 1, -1, -1):
+            gW = torch.bmm(inputs[i].transpose(1, 2), dz)  # (member, fan_in, fan_out)
+            gb = dz.sum(dim=1, keepdim=True)  # (member, 1, fan_out)
+            if i > 0:  # propagate before W[i] is updated
+                da = torch.bmm(dz, self.W[i].transpose(1, 2))  # (member, batch, fan_in)
+                if masks[i - 1] is not None:
+                    da = da * masks[i - 1]
+                dz = da * self._act_grad(hidden[i - 1])
+            self._sgd(self.W[i], gW, self.bufW[i], active)
+            self._sgd(self.b[i], gb, self.bufb[i], active)
+        return loss
+
+    def _act_grad(self, a: torch.Tensor) -> torch.Tensor:
+        """Derivative of the activation, from its output."""
+        if self.activation == "tanh":
+            return 1.0 - a * a
+        if self.activation == "relu":
+            return (a > 0).to(a.dtype)
+        return a * (1.0 - a)  # sigmoid
+
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor, buf: torch.Tensor, active: torch.Tensor):
+        """torch.optim.SGD: g += wd*p; buf = momentum*buf + g; p -= lr*buf (active members)."""
+        g.add_(p * self.wd)
+        buf.mul_(torch.where(active > 0, self.mom, 1.0)).add_(g * active)
+        p.sub_(buf * (self.lr * active))
+
+    @torch.no_grad()
+    def predict(self, X: torch.Tensor, rows: list[int]) -> list[torch.Tensor]:
+        """Predictions of the members at ``rows`` for X (n, in), one (n, out) tensor each."""
+        out = []
+        for r in rows:
+            a = X
+            for i, (W, b) in enumerate(zip(self.W, self.b)):
+                a = torch.addmm(b[r], a, W[r])
+                if i < len(self.W) - 1:
+                    a = self.act(a)
+            out.append(a)
+        return out
+
+    def module(self, row: int, template: MLP) -> MLP:
+        """Copy the weights of the member at ``row`` into a fresh MLP like ``template``."""
+        mod = template
+        with torch.no_grad():
+            for lin, W, b in zip(mod.linear_layers(), self.W, self.b):
+                lin.weight.copy_(W[row].T)
+                lin.bias.copy_(b[row, 0])
+        return mod
+
+
+class _MemberPredictor(RegressorMixin, BaseEstimator):
+    """Just enough of a regressor for sklearn scorers: ``predict`` (and ``score``, R^2) with one
+    member's weights."""
+
+    def __init__(self, predict_fn=None) -> None:
+        self.predict_fn = predict_fn
+
+    def predict(self, X):
+        return self.predict_fn(X)
+
+
+class PopulationSearchCV(BaseEstimator):
+    """Cross-validated search that trains all (candidate, fold) members of an MLP together.
+
+    A drop-in for ``RandomizedSearchCV`` (``n_iter`` set) or ``GridSearchCV`` (``n_iter=None``)
+    on a skorch ``NeuralNetRegressor`` wrapping ``glassnet.models.MLP`` with SGD and MSE.
+    Candidates and folds are drawn exactly as scikit-learn draws them, so the same seed gives
+    the same candidates. Members whose training loss turns NaN/inf leave at once and score
+    ``error_score``. ``mean_fit_time`` is each member's share of the batched training time,
+    in proportion to its epochs.
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        param_distributions: Mapping | list,
+        *,
+        n_iter: int | None = 10,
+        cv: Any = 5,
+        scoring: Any = None,
+        random_state: Any = None,
+        refit: bool = True,
+        error_score: float = np.nan,
+        progress: Progress | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.cv = cv
+        self.scoring = scoring
+        self.random_state = random_state
+        self.refit = refit
+        self.error_score = error_score
+        self.progress = progress
+
+    # -- public API ---------------------------------------------------------------------------
+    def fit(self, X, y) -> PopulationSearchCV:
+        """Train every member, fill ``cv_results_``, pick the best and refit it on all data."""
+        progress = self.progress or Progress()
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+        y = np.asarray(y, dtype=np.float32)
+        if self.n_iter is None:
+            candidates = list(ParameterGrid(self.param_distributions))
+        else:
+            candidates = list(
+                ParameterSampler(
+                    self.param_distributions, self.n_iter, random_state=self.random_state
+                )
+            )
+        keys = set().union(*candidates) if candidates else set()
+        spec = _Spec(self.estimator, keys)
+        folds = list(check_cv(self.cv, y, classifier=False).split(X, y))
+        scorer = check_scoring(self.estimator, scoring=self.scoring)
+
+        members = [(c, f) for c in range(len(candidates)) for f in range(len(folds))]
+        settings = [self._settings(spec, candidates[c]) for c, _ in members]
+        train_sets = [folds[f][0] for _, f in members]
+        total_epochs = sum(s["epochs"] for s in settings)
+        progress.start(total_epochs, f"population search: {len(members)} members")
+        t0 = time.perf_counter()
+        result = self._train(
+            spec,
+            X,
+            y,
+            settings,
+            train_sets,
+            progress,
+            score_fold=lambda m, predict: self._score(
+                scorer, predict, X[folds[members[m][1]][1]], y[folds[members[m][1]][1]]
+            ),
+        )
+        elapsed = time.perf_counter() - t0
+        progress.close()
+
+        scores = np.array([result["scores"][m] for m in range(len(members))], dtype=float)
+        scores = scores.reshape(len(candidates), len(folds))
+        epochs_done = np.array(result["epochs_done"], dtype=float)
+        fit_share = elapsed * epochs_done / max(epochs_done.sum(), 1.0)
+        self.cv_results_ = self._results(
+            candidates, scores, fit_share.reshape(len(candidates), len(folds))
+        )
+        self.n_splits_ = len(folds)
+        self.member_epochs_ = epochs_done.reshape(len(candidates), len(folds)).astype(int)
+        self.diverged_ = np.array(result["diverged"]).reshape(len(candidates), len(folds))
+        self.train_seconds_ = elapsed
+        self.best_index_ = int(np.argmin(self.cv_results_["rank_test_score"]))
+        self.best_params_ = candidates[self.best_index_]
+        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        self.scorer_ = scorer
+        if self.refit:
+            t1 = time.perf_counter()
+            self.best_estimator_ = self._refit(spec, X, y, progress)
+            self.refit_time_ = time.perf_counter() - t1
+        return self
+
+    def predict(self, X):
+        """Predict with the refit best estimator."""
+        return self.best_estimator_.predict(X)
+
+    def score(self, X, y) -> float:
+        """Score with the search's scorer and the refit best estimator."""
+        return float(self.scorer_(self.best_estimator_, X, y))
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _settings(spec: _Spec, params: dict) -> dict[str, float]:
+        s = {
+            "lr": float(params.get("lr", spec.lr)),
+            "momentum": float(params.get("optimizer__momentum", spec.momentum)),
+            "wd": float(params.get("optimizer__weight_decay", spec.weight_decay)),
+            "epochs": int(params.get("max_epochs", spec.max_epochs)),
+            "dropout": float(params.get("module__dropout", spec.dropout)),
+        }
+        if not 0.0 <= s["dropout"] < 1.0:
+            raise ValueError(f"module__dropout must be in [0, 1), got {s['dropout']}")
+        return s
+
+    @staticmethod
+    def _score(scorer, predict, X_val, y_val) -> float:
+        return float(scorer(_MemberPredictor(predict), X_val, y_val))
+
+    def _train(
+        self, spec, X, y, settings, train_sets, progress, score_fold=None, keep_weights=False
+    ):
+        """Train members; score each on its fold as it finishes. Returns scores and epochs."""
+        dev = spec.device
+        Xt = torch.from_numpy(X).to(dev)  # (n, in)
+        yt = torch.from_numpy(y.reshape(len(y), -1)).to(dev)  # (n, out)
+        pop = _Population(spec.initial_module(), settings, dev, spec.activation)
+        gen = spec.shuffle_generator()
+        drop_gen = torch.Generator(device=dev)
+        drop_gen.manual_seed(spec.seed or 0)
+        sizes = [len(t) for t in train_sets]
+        n_max, bs = max(sizes), spec.batch_size
+        train_idx = [torch.as_tensor(t, dtype=torch.long) for t in train_sets]
+        scores: dict[int, float] = {}
+        epochs_done = [0] * len(settings)
+        diverged = [False] * len(settings)
+        histories: dict[int, list[float]] = defaultdict(list)
+        finished_modules: dict[int, Any] = {}
+        epoch = 0
+        while pop.ids:
+            epoch += 1
+            # Batch order: every member with the same training size sees the same permutation
+            # that its own skorch net would draw this epoch (one generator, seeded like the net).
+            perms = {}
+            for n in sorted(set(sizes[m] for m in pop.ids)):
+                perms[n] = torch.randperm(n, generator=gen) if spec.shuffle else torch.arange(n)
+            order = torch.zeros((len(pop.ids), n_max), dtype=torch.long)
+            valid = torch.zeros((len(pop.ids), n_max), dtype=torch.float32)
+            for r, m in enumerate(pop.ids):
+                n = sizes[m]
+                order[r, :n] = train_idx[m][perms[n]]
+                valid[r, :n] = 1.0
+            order, valid = order.to(dev), valid.to(dev)
+            ep_loss = torch.zeros(len(pop.ids), device=dev)
+            for start in range(0, n_max, bs):
+                idx = order[:, start : start + bs]  # (member, batch)
+                msk = valid[:, start : start + bs]  # (member, batch)
+                count = msk.sum(1)  # (member,)
+                w = (msk / count.clamp_min(1.0)[:, None])[:, :, None]  # (member, batch, 1)
+                active = (count > 0).to(torch.float32)[:, None, None]
+                loss = pop.step(Xt[idx], yt[idx], w, active, drop_gen)
+                ep_loss += loss * count
+            ep_loss = (ep_loss / torch.tensor([sizes[m] for m in pop.ids], device=dev)).tolist()
+            keep = []
+            for r, m in enumerate(pop.ids):
+                epochs_done[m] = epoch
+                histories[m].append(ep_loss[r])
+                if not math.isfinite(ep_loss[r]):
+                    diverged[m] = True
+                    scores[m] = self.error_score
+                elif epoch >= settings[m]["epochs"]:
+                    if score_fold is not None:
+                        scores[m] = score_fold(m, self._predictor(pop, r))
+                    if keep_weights:
+                        finished_modules[m] = pop.module(r, spec.initial_module())
+                else:
+                    keep.append(r)
+            progress.advance(len(pop.ids))
+            progress.note(f"epoch {epoch}, {len(keep)} members training")
+            if len(keep) < len(pop.ids):
+                pop.keep(keep)
+        return {
+            "scores": scores,
+            "epochs_done": epochs_done,
+            "diverged": diverged,
+            "histories": histories,
+            "modules": finished_modules,
+        }
+
+    @staticmethod
+    def _predictor(pop: _Population, row: int):
+        def predict(Xv):
+            Xv = torch.as_tensor(
+                np.asarray(Xv, dtype=np.float32).reshape(len(Xv), -1), device=pop.W[0].device
+            )
+            return pop.predict(Xv, [row])[0].cpu().numpy()  # (n, out) like skorch's predict
+
+        return predict
+
+    def _refit(self, spec: _Spec, X, y, progress) -> Any:
+        """Train the best candidate on all data (as one member) and hand it over as a skorch net."""
+        s = self._settings(spec, self.best_params_)
+        progress.start(s["epochs"], "refit on all training data")
+        out = self._train(spec, X, y, [s], [np.arange(len(y))], progress, keep_weights=True)
+        progress.close()
+        if out["diverged"][0]:
+            raise DivergedError("the best candidate diverged when refit on all training data")
+        net = clone(self.estimator).set_params(**self.best_params_)
+        net.initialize()
+        with torch.no_grad():  # copy layer by layer: dropout shifts the Sequential's indices
+            for dst, src in zip(net.module_.linear_layers(), out["modules"][0].linear_layers()):
+                dst.weight.copy_(src.weight)
+                dst.bias.copy_(src.bias)
+        net.module_.eval()
+        for e, loss in enumerate(out["histories"][0], start=1):
+            net.history.new_epoch()
+            net.history.record("epoch", e)
+            net.history.record("train_loss", loss)
+        return net
+
+    @staticmethod
+    def _results(candidates, scores, fit_times) -> dict[str, Any]:
+        """cv_results_ with RandomizedSearchCV's keys (NaN-scored candidates rank last)."""
+        n_cand, n_splits = scores.shape
+        res: dict[str, Any] = {
+            "mean_fit_time": fit_times.mean(1),
+            "std_fit_time": fit_times.std(1),
+            "mean_score_time": np.zeros(n_cand),
+            "std_score_time": np.zeros(n_cand),
+        }
+        names = sorted(set().union(*candidates)) if candidates else []
+        for name in names:
+            ma = np.ma.MaskedArray(np.empty(n_cand, dtype=object), mask=True)
+            for i, c in enumerate(candidates):
+                if name in c:
+                    ma[i] = c[name]
+            res[f"param_{name}"] = ma
+        res["params"] = candidates
+        for k in range(n_splits):
+            res[f"split{k}_test_score"] = scores[:, k]
+        means = scores.mean(1)
+        res["mean_test_score"] = means
+        res["std_test_score"] = scores.std(1)
+        if np.isnan(means).all():
+            rank = np.ones(n_cand, dtype=np.int32)
+        else:
+            filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
+            rank = rankdata(-filled, method="min").astype(np.int32)
+        res["rank_test_score"] = rank
+        return res

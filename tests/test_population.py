@@ -1,0 +1,144 @@
+"""PopulationSearchCV against sequential skorch fits and scikit-learn's own searches."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import KFold, RandomizedSearchCV
+
+from glassnet.experiments.regression import RegressionConfig, make_regressor
+from glassnet.search.population import NotBatchableError, PopulationSearchCV
+
+
+def _data(n=45, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-3, 3, (n, 1)).astype(np.float32)
+    y = (np.sin(X[:, 0]) + 0.1 * rng.normal(size=n)).astype(np.float32)
+    return X, y
+
+
+CFG = RegressionConfig(hidden=(16, 8), batch_size=8, device="cpu", seed=3)
+SPACE = {
+    "lr": [0.005, 0.02],
+    "optimizer__momentum": [0.0, 0.9],
+    "max_epochs": [40, 80],
+    "optimizer__weight_decay": [0.0, 0.01],
+}
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_members_match_sequential_skorch_fits(activation):
+    # Mini-batches of 8 from 30 rows (4 batches, last one short), shuffled: every member must
+    # follow its own skorch net step for step, from the same initial weights and batches.
+    X, y = _data()
+    est = make_regressor(replace(CFG, activation=activation))
+    folds = KFold(3, shuffle=True, random_state=0)
+    search = PopulationSearchCV(
+        est,
+        SPACE,
+        n_iter=3,
+        cv=folds,
+        random_state=1,
+        scoring="neg_mean_squared_error",
+        refit=False,
+    ).fit(X, y)
+    for c, params in enumerate(search.cv_results_["params"]):
+        for k, (tr, te) in enumerate(folds.split(X, y)):
+            net = clone(est).set_params(**params).fit(X[tr], y[tr])
+            mse = float(np.mean((net.predict(X[te]).ravel() - y[te]) ** 2))
+            got = -search.cv_results_[f"split{k}_test_score"][c]
+            assert got == pytest.approx(mse, rel=2e-3, abs=1e-6), (params, k)
+
+
+def test_weights_match_after_many_epochs():
+    X, y = _data()
+    est = make_regressor(replace(CFG, epochs=300, lr=0.01, momentum=0.9, weight_decay=1e-3))
+    search = PopulationSearchCV(est, {"lr": [0.01]}, n_iter=None, cv=2)
+    spec_net = clone(est).fit(X, y)
+    from glassnet.search.population import _Spec
+
+    spec = _Spec(est, {"lr"})
+    s = search._settings(spec, {"lr": 0.01})
+    out = search._train(spec, X, y, [s, s], [np.arange(len(y))] * 2, _silent(), keep_weights=True)
+    for m in (0, 1):  # two identical members: both must equal the skorch net
+        for ours, ref in zip(out["modules"][m].parameters(), spec_net.module_.parameters()):
+            torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(out["histories"][0], spec_net.history[:, "train_loss"], rtol=1e-3)
+
+
+def _silent():
+    from glassnet.progress import Progress
+
+    return Progress()
+
+
+def test_ranks_and_best_match_randomized_search_cv():
+    X, y = _data(n=40, seed=2)
+    est = make_regressor(replace(CFG, batch_size=128))
+    space = {"lr": [0.002, 0.01, 0.03], "optimizer__momentum": [0.5, 0.9], "max_epochs": [30, 60]}
+    folds = KFold(4, shuffle=True, random_state=5)
+    ref = RandomizedSearchCV(
+        est, space, n_iter=5, cv=folds, random_state=7, scoring="neg_mean_squared_error"
+    ).fit(X, y)
+    pop = PopulationSearchCV(
+        est, space, n_iter=5, cv=folds, random_state=7, scoring="neg_mean_squared_error"
+    ).fit(X, y)
+    assert pop.cv_results_["params"] == ref.cv_results_["params"]
+    np.testing.assert_array_equal(
+        pop.cv_results_["rank_test_score"], ref.cv_results_["rank_test_score"]
+    )
+    np.testing.assert_allclose(
+        pop.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"], rtol=2e-3
+    )
+    assert set(ref.cv_results_) <= set(pop.cv_results_)
+    assert pop.best_params_ == ref.best_params_
+    # best_estimator_ is a fitted skorch net refit on all the data
+    np.testing.assert_allclose(
+        pop.best_estimator_.predict(X), ref.best_estimator_.predict(X), rtol=2e-3, atol=2e-4
+    )
+    assert len(pop.best_estimator_.history) == pop.best_params_["max_epochs"]
+
+
+def test_diverging_members_score_nan_and_rank_last():
+    X, y = _data(n=30)
+    est = make_regressor(replace(CFG, batch_size=128))
+    grid = {"lr": [0.01, 80.0], "optimizer__momentum": [0.9], "max_epochs": [50]}
+    pop = PopulationSearchCV(est, grid, n_iter=None, cv=3).fit(X, y)
+    bad = [i for i, p in enumerate(pop.cv_results_["params"]) if p["lr"] == 80.0][0]
+    assert np.isnan(pop.cv_results_["mean_test_score"][bad])
+    assert pop.cv_results_["rank_test_score"][bad] == 2
+    assert pop.diverged_[bad].all() and (pop.member_epochs_[bad] < 50).all()
+    assert pop.best_params_["lr"] == 0.01
+
+
+def test_dropout_per_member_trains():
+    X, y = _data()
+    est = make_regressor(replace(CFG, batch_size=128))
+    pop = PopulationSearchCV(
+        est, {"module__dropout": [0.0, 0.5], "max_epochs": [40]}, n_iter=None, cv=2
+    ).fit(X, y)
+    assert np.isfinite(pop.cv_results_["mean_test_score"]).all()
+
+
+@pytest.mark.parametrize(
+    "change, part",
+    [
+        ({"optimizer": torch.optim.Adam}, "optimizer Adam"),
+        ({"criterion": torch.nn.L1Loss}, "criterion L1Loss"),
+        ({"module": torch.nn.Linear}, "module Linear"),
+        ({"optimizer__nesterov": True}, "optimizer__nesterov"),
+    ],
+)
+def test_refuses_what_it_cannot_batch(change, part):
+    est = make_regressor(CFG).set_params(**change)
+    with pytest.raises(NotBatchableError, match=part):
+        PopulationSearchCV(est, {"lr": [0.1]}, n_iter=None, cv=2).fit(*_data())
+
+
+def test_refuses_unbatchable_search_parameter():
+    with pytest.raises(NotBatchableError, match="batch_size"):
+        PopulationSearchCV(make_regressor(CFG), {"batch_size": [8, 16]}, n_iter=None, cv=2).fit(
+            *_data()
+        )
