@@ -41,7 +41,33 @@ BATCHABLE_PARAMS = (
     "max_epochs",
     "module__dropout",
 )
-_ACTS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+
+
+def _tanh(z: torch.Tensor) -> torch.Tensor:
+    """tanh(z) = 2 sigmoid(2z) - 1, in place: equal to float32 rounding, and several times
+    faster than torch.tanh on CPUs where ATen's tanh kernel is not vectorised (measured here:
+    1.2 ms vs 0.25 ms for a (16, 80, 512) tensor)."""
+    return torch.sigmoid_(z.mul_(2.0)).mul_(2.0).sub_(1.0)
+
+
+_ACTS = {"tanh": _tanh, "relu": torch.relu_, "sigmoid": torch.sigmoid_}
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to recycle large freed blocks instead of returning them to the kernel.
+
+    Each step allocates MB-sized temporaries; by default glibc serves those with fresh mmap()s
+    whose pages are zero-filled on first touch, which cost ~10% of an epoch here. A no-op
+    where glibc's mallopt is unavailable.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve blocks < 1 GiB from the heap
+        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of freed heap
+    except (OSError, AttributeError):
+        pass
 
 
 class NotBatchableError(ValueError):
@@ -150,11 +176,10 @@ class _Population:
         m = len(settings)
         self.act = _ACTS[activation]
         self.activation = activation
-        # Weights stored (member, fan_in, fan_out) so a layer is one baddbmm: A @ W + b.
-        self.W = [
-            lin.weight.detach().T.contiguous().to(device).expand(m, -1, -1).clone()
-            for lin in layers
-        ]
+        # Weights stored (member, fan_out, fan_in) as nn.Linear stores them; of the two layouts
+        # it gives the faster batched GEMMs for the forward, weight-gradient and input-gradient
+        # products here (measured ~8% on the 512x256 layer).
+        self.W = [lin.weight.detach().to(device).expand(m, -1, -1).clone() for lin in layers]
         self.b = [
             lin.bias.detach().to(device)[None, None, :].expand(m, 1, -1).clone() for lin in layers
         ]
@@ -162,9 +187,8 @@ class _Population:
         self.bufb = [torch.zeros_like(b) for b in self.b]
 
         def col(key: str) -> torch.Tensor:
-            return torch.tensor([s[key] for s in settings], dtype=torch.float32, device=device)[
-                :, None, None
-            ]  # (member, 1, 1)
+            values = torch.tensor([s[key] for s in settings], dtype=torch.float32, device=device)
+            return values[:, None, None]  # (member, 1, 1)
 
         self.lr, self.mom, self.wd, self.p = (col(k) for k in ("lr", "momentum", "wd", "dropout"))
         self.ids = list(range(m))  # member ids, in stacking order
@@ -179,25 +203,33 @@ class _Population:
         )
         self.ids = [self.ids[r] for r in rows]
 
-    def forward(self, X: torch.Tensor, train: bool, gen: torch.Generator | None = None):
+    def forward(
+        self,
+        X: torch.Tensor,
+        train: bool,
+        sl: slice = slice(None),
+        gen: torch.Generator | None = None,
+    ):
         """X (member, batch, in) -> output (member, batch, out), plus what backward needs.
 
-        ``inputs[i]`` is what layer i saw (after dropout), ``hidden[i]`` the activation of hidden
-        layer i before dropout, ``masks[i]`` its scaled dropout mask (None without dropout).
+        Works on the members in ``sl``. ``inputs[i]`` is what layer i saw (after dropout),
+        ``hidden[i]`` hidden layer i's activation before dropout, ``masks[i]`` its scaled dropout
+        mask (None without dropout).
         """
         inputs, hidden, masks = [X], [], []
         a = X
-        use_dropout = train and bool((self.p > 0).any())
+        p = self.p[sl]
+        use_dropout = train and bool((p > 0).any())
         last = len(self.W) - 1
-        for i, (W, b) in enumerate(zip(self.W, self.b)):
-            z = torch.baddbmm(b, a, W)  # (member, batch, fan_out)
+        for i in range(len(self.W)):
+            z = torch.baddbmm(self.b[i][sl], a, self.W[i][sl].transpose(1, 2))  # (m, batch, out)
             if i == last:
                 return z, inputs, hidden, masks
             h = self.act(z)
             hidden.append(h)
             mask = None
             if use_dropout:
-                keep = 1.0 - self.p  # (member, 1, 1)
+                keep = 1.0 - p  # (member, 1, 1)
                 mask = (torch.rand(h.shape, generator=gen, device=h.device) < keep) / keep
                 h = h * mask
             masks.append(mask)
@@ -210,43 +242,60 @@ class _Population:
         X: torch.Tensor,
         y: torch.Tensor,
         w: torch.Tensor,
-        active: torch.Tensor,
+        active: torch.Tensor | None,
         gen: torch.Generator | None,
+        chunk: int,
     ) -> torch.Tensor:
         """One SGD step of every member on its batch; return per-member batch losses.
 
         ``w`` (member, batch, 1) holds 1/batch_size for real rows and 0 for padding; ``active``
-        (member, 1, 1) is 0 for members with no batch left this epoch (they must not move).
+        (member, 1, 1) is 0 for members with no batch left this epoch (they must not move), or
+        None when all are active. Members are processed ``chunk`` at a time so that a chunk's
+        activations, weights and momentum stay in cache from the forward pass to the update.
         """
-        out, inputs, hidden, masks = self.forward(X, train=True, gen=gen)
+        losses = []
+        for c0 in range(0, len(self.ids), chunk):
+            sl = slice(c0, c0 + chunk)
+            losses.append(
+                self._step(sl, X[sl], y[sl], w[sl], None if active is None else active[sl], gen)
+            )
+        return torch.cat(losses)
+
+    def _step(self, sl, X, y, w, active, gen) -> torch.Tensor:
+        out, inputs, hidden, masks = self.forward(X, True, sl, gen)
         err = out - y  # (member, batch, out)
         loss = (err * err * w).sum(dim=(1, 2))  # (member,)  MSE with the mean over the batch
         dz = 2.0 * err * w  # (member, batch, out): d loss / d output
+        lr, mom, wd = self.lr[sl], self.mom[sl], self.wd[sl]
+        if active is not None:  # inactive members: no step, momentum and weights kept as they are
+            lr, wd = lr * active, wd * active
+            mom = torch.where(active > 0, mom, 1.0)
         for i in range(len(self.W) - 1, -1, -1):
-            gW = torch.bmm(inputs[i].transpose(1, 2), dz)  # (member, fan_in, fan_out)
-            gb = dz.sum(dim=1, keepdim=True)  # (member, 1, fan_out)
-            if i > 0:  # propagate before W[i] is updated
-                da = torch.bmm(dz, self.W[i].transpose(1, 2))  # (member, batch, fan_in)
+            W, bufW = self.W[i][sl], self.bufW[i][sl]
+            if i > 0:  # propagate before W is updated
+                da = torch.bmm(dz, W)  # (member, batch, fan_in)
+            # SGD with momentum, the gradient accumulated straight into the momentum buffer by
+            # the GEMM: buf = momentum*buf + dz^T a + wd*W ; W -= lr*buf. (torch.optim.SGD adds
+            # the decay to the gradient first; the sum is the same up to float rounding.)
+            bufW.mul_(mom).baddbmm_(dz.transpose(1, 2), inputs[i])  # (member, fan_out, fan_in)
+            bufW.addcmul_(W, wd)
+            W.addcmul_(bufW, lr, value=-1.0)
+            b, bufb = self.b[i][sl], self.bufb[i][sl]
+            bufb.mul_(mom).add_(dz.sum(dim=1, keepdim=True)).addcmul_(b, wd)
+            b.addcmul_(bufb, lr, value=-1.0)
+            if i > 0:
                 if masks[i - 1] is not None:
-                    da = da * masks[i - 1]
-                dz = da * self._act_grad(hidden[i - 1])
-            self._sgd(self.W[i], gW, self.bufW[i], active)
-            self._sgd(self.b[i], gb, self.bufb[i], active)
+                    da.mul_(masks[i - 1])
+                dz = self._backprop_act(da, hidden[i - 1])  # (member, batch, fan_in)
         return loss
 
-    def _act_grad(self, a: torch.Tensor) -> torch.Tensor:
-        """Derivative of the activation, from its output."""
+    def _backprop_act(self, da: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Gradient through the activation, from its output h; overwrites and returns da."""
         if self.activation == "tanh":
-            return 1.0 - a * a
+            return da.addcmul_(da * h, h, value=-1.0)  # da * (1 - h^2) in two passes
         if self.activation == "relu":
-            return (a > 0).to(a.dtype)
-        return a * (1.0 - a)  # sigmoid
-
-    def _sgd(self, p: torch.Tensor, g: torch.Tensor, buf: torch.Tensor, active: torch.Tensor):
-        """torch.optim.SGD: g += wd*p; buf = momentum*buf + g; p -= lr*buf (active members)."""
-        g.add_(p * self.wd)
-        buf.mul_(torch.where(active > 0, self.mom, 1.0)).add_(g * active)
-        p.sub_(buf * (self.lr * active))
+            return da.mul_(h > 0)
+        return da.mul_(h * (1.0 - h))  # sigmoid
 
     @torch.no_grad()
     def predict(self, X: torch.Tensor, rows: list[int]) -> list[torch.Tensor]:
@@ -255,20 +304,19 @@ class _Population:
         for r in rows:
             a = X
             for i, (W, b) in enumerate(zip(self.W, self.b)):
-                a = torch.addmm(b[r], a, W[r])
+                a = torch.addmm(b[r], a, W[r].T)
                 if i < len(self.W) - 1:
                     a = self.act(a)
             out.append(a)
         return out
 
     def module(self, row: int, template: MLP) -> MLP:
-        """Copy the weights of the member at ``row`` into a fresh MLP like ``template``."""
-        mod = template
+        """Copy the weights of the member at ``row`` into ``template`` and return it."""
         with torch.no_grad():
-            for lin, W, b in zip(mod.linear_layers(), self.W, self.b):
-                lin.weight.copy_(W[row].T)
+            for lin, W, b in zip(template.linear_layers(), self.W, self.b):
+                lin.weight.copy_(W[row])
                 lin.bias.copy_(b[row, 0])
-        return mod
+        return template
 
 
 class _MemberPredictor(RegressorMixin, BaseEstimator):
@@ -304,6 +352,7 @@ class PopulationSearchCV(BaseEstimator):
         random_state: Any = None,
         refit: bool = True,
         error_score: float = np.nan,
+        chunk_size: int = 16,
         progress: Progress | None = None,
     ) -> None:
         self.estimator = estimator
@@ -314,12 +363,14 @@ class PopulationSearchCV(BaseEstimator):
         self.random_state = random_state
         self.refit = refit
         self.error_score = error_score
+        self.chunk_size = chunk_size
         self.progress = progress
 
     # -- public API ---------------------------------------------------------------------------
     def fit(self, X, y) -> PopulationSearchCV:
         """Train every member, fill ``cv_results_``, pick the best and refit it on all data."""
         progress = self.progress or Progress()
+        _keep_freed_memory()
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float32)
         if self.n_iter is None:
@@ -422,29 +473,20 @@ class PopulationSearchCV(BaseEstimator):
         histories: dict[int, list[float]] = defaultdict(list)
         finished_modules: dict[int, Any] = {}
         epoch = 0
+        # With one batch per epoch (batch_size >= every training set) the batch is the whole
+        # set whatever its order, so the batches are built once and reused while the members
+        # stay the same; otherwise each epoch draws its permutations.
+        full_batch = bs >= n_max
+        batches: list | None = None
         while pop.ids:
             epoch += 1
-            # Batch order: every member with the same training size sees the same permutation
-            # that its own skorch net would draw this epoch (one generator, seeded like the net).
-            perms = {}
-            for n in sorted(set(sizes[m] for m in pop.ids)):
-                perms[n] = torch.randperm(n, generator=gen) if spec.shuffle else torch.arange(n)
-            order = torch.zeros((len(pop.ids), n_max), dtype=torch.long)
-            valid = torch.zeros((len(pop.ids), n_max), dtype=torch.float32)
-            for r, m in enumerate(pop.ids):
-                n = sizes[m]
-                order[r, :n] = train_idx[m][perms[n]]
-                valid[r, :n] = 1.0
-            order, valid = order.to(dev), valid.to(dev)
+            if batches is None or not full_batch:
+                batches = self._batches(
+                    pop.ids, sizes, train_idx, n_max, bs, spec.shuffle, gen, Xt, yt
+                )
             ep_loss = torch.zeros(len(pop.ids), device=dev)
-            for start in range(0, n_max, bs):
-                idx = order[:, start : start + bs]  # (member, batch)
-                msk = valid[:, start : start + bs]  # (member, batch)
-                count = msk.sum(1)  # (member,)
-                w = (msk / count.clamp_min(1.0)[:, None])[:, :, None]  # (member, batch, 1)
-                active = (count > 0).to(torch.float32)[:, None, None]
-                loss = pop.step(Xt[idx], yt[idx], w, active, drop_gen)
-                ep_loss += loss * count
+            for Xb, yb, w, active, count in batches:
+                ep_loss += pop.step(Xb, yb, w, active, drop_gen, self.chunk_size) * count
             ep_loss = (ep_loss / torch.tensor([sizes[m] for m in pop.ids], device=dev)).tolist()
             keep = []
             for r, m in enumerate(pop.ids):
@@ -464,6 +506,7 @@ class PopulationSearchCV(BaseEstimator):
             progress.note(f"epoch {epoch}, {len(keep)} members training")
             if len(keep) < len(pop.ids):
                 pop.keep(keep)
+                batches = None
         return {
             "scores": scores,
             "epochs_done": epochs_done,
@@ -471,6 +514,37 @@ class PopulationSearchCV(BaseEstimator):
             "histories": histories,
             "modules": finished_modules,
         }
+
+    @staticmethod
+    def _batches(ids, sizes, train_idx, n_max, bs, shuffle, gen, Xt, yt) -> list:
+        """One epoch's mini-batches for the members ``ids``: (X, y, weights, active, count).
+
+        Every member with the same training size sees the permutation its own skorch net would
+        draw this epoch (one generator, seeded like the net). Shorter training sets are padded
+        at the end; padded rows carry weight 0, and a member with no rows left in a batch is
+        marked inactive so that it does not step.
+        """
+        perms = {}
+        for n in sorted({sizes[m] for m in ids}):
+            perms[n] = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
+        order = torch.zeros((len(ids), n_max), dtype=torch.long)
+        valid = torch.zeros((len(ids), n_max), dtype=torch.float32)
+        for r, m in enumerate(ids):
+            n = sizes[m]
+            order[r, :n] = train_idx[m][perms[n]]
+            valid[r, :n] = 1.0
+        order, valid = order.to(Xt.device), valid.to(Xt.device)
+        out = []
+        for start in range(0, n_max, bs):
+            idx = order[:, start : start + bs]  # (member, batch)
+            msk = valid[:, start : start + bs]  # (member, batch)
+            count = msk.sum(1)  # (member,)
+            w = (msk / count.clamp_min(1.0)[:, None])[:, :, None]  # (member, batch, 1)
+            active = None
+            if bool((count == 0).any()):  # some members ran out of batches this epoch
+                active = (count > 0).to(torch.float32)[:, None, None]
+            out.append((Xt[idx], yt[idx], w, active, count))
+        return out
 
     @staticmethod
     def _predictor(pop: _Population, row: int):
