@@ -92,7 +92,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=128, help="glassnet's batch size")
+    p.add_argument("--batch-size", type=int, default=256, help="glassnet's batch size")
     p.add_argument("--models", nargs="+", default=["mlp", "lenet5"])
     p.add_argument("--out", default="benchmarks/results/epoch_speed.json")
     args = p.parse_args()

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PIXELS",
         help="shift training images randomly by up to PIXELS (default 0: none)",
     )
-    c.add_argument("--batch-size", type=_positive_int, default=128)
+    c.add_argument("--batch-size", type=_positive_int, default=256)
     c.add_argument("--val-fraction", type=_float, default=0.2)
     c.add_argument("--search", default="none", help="none or grid (mlp only)")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])

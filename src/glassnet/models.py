@@ -63,7 +63,7 @@ class MLP(nn.Module):
 class LeNet5(nn.Module):
     """LeNet-5 for 28x28 grayscale images, with dropout and Kaiming initialisation.
 
-    conv 6@5x5 (padding 2) -> ReLU -> maxpool 2 -> conv 16@5x5 -> ReLU -> maxpool 2
+    conv 6@5x5 (padding 2) -> maxpool 2 -> ReLU -> conv 16@5x5 -> maxpool 2 -> ReLU
     -> 120 -> 84 -> n_classes, ReLU and dropout between the dense layers.
     """
 
@@ -75,12 +75,16 @@ class LeNet5(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)
         self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
         self.pool = nn.MaxPool2d(2)
-        self.act = nn.ReLU()
+        # one ReLU module per layer, so hooks can tell the layers apart
+        self.act1, self.act2, self.act3, self.act4 = (nn.ReLU() for _ in range(4))
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, n_classes)
         self.drop = nn.Dropout(dropout)
         kaiming_init(self)
+        # channels-last convolutions and pooling are markedly faster on CPUs (oneDNN); the
+        # results are the same up to float rounding.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2 and x.shape[1] == 28 * 28 * self.in_channels:
@@ -90,11 +94,13 @@ class LeNet5(nn.Module):
                 f"LeNet5 expects images shaped (batch, {self.in_channels}, 28, 28), "
                 f"got {tuple(x.shape)}"
             )
-        x = self.pool(self.act(self.conv1(x)))  # (batch, 6, 14, 14)
-        x = self.pool(self.act(self.conv2(x)))  # (batch, 16, 5, 5)
+        x = x.contiguous(memory_format=torch.channels_last)
+        # pool before ReLU: the same values as ReLU then pool (ReLU is monotonic), on 4x fewer
+        x = self.act1(self.pool(self.conv1(x)))  # (batch, 6, 14, 14)
+        x = self.act2(self.pool(self.conv2(x)))  # (batch, 16, 5, 5)
         x = x.flatten(1)  # (batch, 400)
-        x = self.drop(self.act(self.fc1(x)))  # (batch, 120)
-        x = self.drop(self.act(self.fc2(x)))  # (batch, 84)
+        x = self.drop(self.act3(self.fc1(x)))  # (batch, 120)
+        x = self.drop(self.act4(self.fc2(x)))  # (batch, 84): the last hidden layer
         return self.fc3(x)  # (batch, n_classes)
 
 

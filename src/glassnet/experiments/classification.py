@@ -61,7 +61,7 @@ class ClassificationConfig:
     epochs: int = 20
     augment: int = 0  # shift training images by up to this many pixels (0: the study's setup)
     lr_schedule: str = "cosine"  # cosine (anneal to 0 over the epochs) | none; grid uses none
-    batch_size: int = 128  # big enough to keep the CPU busy, small enough to generalise well
+    batch_size: int = 256  # big enough to keep the CPU busy, small enough to generalise well
     val_fraction: float = 0.2  # the study's fixed, stratified 80/20 train/validation split
     search: str = "none"  # none | grid (grid: mlp only)
     grid_lr: tuple[float, ...] = (1e-3, 3e-4)
@@ -358,6 +358,80 @@ def _figures(run, net, data: ImageData, pred, cm, best_epoch: int) -> None:
     run.figure("confusion_matrix.png", fig)
     fig, _ = plots.plot_confused_examples(data.x_test, data.y_test, pred, data.classes)
     run.figure("confused_examples.png", fig)
+    _introspection_figures(run, net.module_, data, pred)
+
+
+def _introspection_figures(run, module: torch.nn.Module, data: ImageData, pred) -> None:
+    """Look inside the trained net: weights, last hidden layer, kernels, receptive fields."""
+    from glassnet import introspection as insp
+    from glassnet import plots
+
+    module = module.cpu().eval()
+    n_classes = len(data.classes)
+    rng = np.random.default_rng(0)
+    # A fixed, class-balanced handful of test digits for the per-digit pictures.
+    per_class = [rng.permutation(np.flatnonzero(data.y_test == k))[:20] for k in range(n_classes)]
+    sample = np.concatenate(per_class)
+    x_s = torch.from_numpy(to_inputs(data.x_test[sample]))  # (n, 1, 28, 28)
+    y_s = torch.from_numpy(data.y_test[sample])
+
+    fig, _ = plots.plot_weight_histograms(insp.layer_weights(module))
+    run.figure("weight_histograms.png", fig)
+    last = insp.hidden_activation_layers(module)[-1]
+    acts = insp.layer_activations(module, x_s, [last])[last].numpy()
+    fig, _ = plots.plot_hidden_units(acts, data.y_test[sample], data.classes, last)
+    run.figure("hidden_activations.png", fig)
+
+    if insp.conv_layers(module):
+        for name, k in insp.conv_kernels(module).items():
+            fig, _ = plots.plot_conv_kernels(
+                k.numpy(),
+                f"{name} kernels {tuple(k.shape[2:])}: "
+                f"{k.shape[0]} outputs x {k.shape[1]} inputs (red +, blue -)",
+            )
+            run.figure(f"{name}_kernels.png", fig)
+        first = x_s[0]
+        maps = {k: v.numpy() for k, v in insp.feature_maps(module, first).items()}
+        fig, _ = plots.plot_feature_maps(data.x_test[sample[0]], maps)
+        run.figure("feature_maps.png", fig)
+        # Receptive fields as the study drew them: saliency of the predicted class, for real
+        # digits and an all-white image; then Integrated Gradients and SmoothGrad (Captum).
+        show = np.array([p[0] for p in per_class[: min(8, n_classes)]])
+        ones = np.full((1, 28, 28), 255, np.uint8)
+        images = np.concatenate([data.x_test[show], ones])
+        x = torch.from_numpy(to_inputs(images))
+        with torch.no_grad():
+            predicted = module(x).argmax(1)
+        rows = {
+            "input gradient": insp.InputGradient(module).attribute(x, predicted).numpy(),
+            "Integrated\nGradients": insp.IntegratedGradients(module)
+            .attribute(
+                x, predicted, baselines=float(to_inputs(np.zeros((1, 28, 28), np.uint8)).min())
+            )
+            .numpy(),
+            "SmoothGrad": insp.SmoothGrad(module).attribute(x, predicted).numpy(),
+        }
+        titles = [f"true {data.classes[data.y_test[i]]}" for i in show] + ["all-ones image"]
+        titles = [f"{t}\npred {data.classes[int(c)]}" for t, c in zip(titles, predicted)]
+        fig, _ = plots.plot_saliency_grid(images, rows, titles)
+        run.figure("saliency.png", fig)
+    else:
+        prod = insp.weight_product(module).numpy()  # (classes, 784)
+        fig, _ = plots.plot_class_maps(
+            prod,
+            data.classes,
+            "Receptive fields as the study computed them: the product of "
+            "the weight matrices (biases and ReLUs ignored)",
+        )
+        run.figure("receptive_fields.png", fig)
+        means = insp.ClassMeanGradient(module).class_means(x_s, y_s, n_classes).numpy()
+        fig, _ = plots.plot_class_maps(
+            means,
+            data.classes,
+            "Activation-aware receptive fields: input gradient of each "
+            "class score, averaged over test digits of that class",
+        )
+        run.figure("class_gradients.png", fig)
 
 
 def load_classifier(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -31,7 +31,7 @@ from glassnet.models import MLP
 from glassnet.progress import Progress
 from glassnet.training import EpochProgress, StopOnDivergence
 
-__all__ = ["PopulationSearchCV", "NotBatchableError", "BATCHABLE_PARAMS"]
+__all__ = ["PopulationSearchCV", "NotBatchableError", "BATCHABLE_PARAMS", "train_members"]
 
 # Parameters that may differ between members; anything else must be the same for all.
 BATCHABLE_PARAMS = (
@@ -317,6 +317,31 @@ class _Population:
                 lin.weight.copy_(W[row])
                 lin.bias.copy_(b[row, 0])
         return template
+
+
+def train_members(
+    estimator: Any,
+    params: dict,
+    X,
+    y,
+    train_sets: list[np.ndarray],
+    progress: Progress | None = None,
+) -> list[MLP | None]:
+    """Train one member per training subset with the same ``params``, all at once.
+
+    Returns one trained MLP per subset (None where it diverged). Used for the fold models
+    behind the regression uncertainty band. Raises NotBatchableError like the search.
+    """
+    search = PopulationSearchCV(estimator, {k: [v] for k, v in params.items()}, n_iter=None)
+    spec = _Spec(estimator, set(params))
+    X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    y = np.asarray(y, dtype=np.float32)
+    s = search._settings(spec, params)
+    progress = progress or Progress()
+    progress.start(s["epochs"] * len(train_sets), f"{len(train_sets)} fold models")
+    out = search._train(spec, X, y, [s] * len(train_sets), train_sets, progress, keep_weights=True)
+    progress.close()
+    return [None if out["diverged"][m] else out["modules"][m] for m in range(len(train_sets))]
 
 
 class _MemberPredictor(RegressorMixin, BaseEstimator):
