@@ -16,7 +16,28 @@ import torch
 
 from glassnet.errors import UserError
 
-__all__ = ["RunWriter", "default_run_dir", "read_json", "load_state_dict", "to_jsonable"]
+__all__ = [
+    "RunWriter",
+    "default_run_dir",
+    "read_json",
+    "load_state_dict",
+    "to_jsonable",
+    "software_versions",
+]
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python and of the packages a run depends on."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("glassnet", "torch", "skorch", "scikit-learn", "numpy", "matplotlib", "captum"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
 
 
 def default_run_dir(kind: str, root: str | Path = "runs") -> Path:
@@ -64,6 +85,7 @@ class RunWriter:
             raise UserError(f"--out {self.final}: cannot write there ({e.strerror})") from None
 
     def __enter__(self) -> RunWriter:
+        self.json("environment.json", software_versions())
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

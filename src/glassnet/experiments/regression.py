@@ -238,6 +238,7 @@ def run_regression(
         run.csv("cv_results.csv", cv_rows)
         run.weights(net.module_)
         _figures(run, net, data, cfg)
+        metrics.update(_fold_figures(run, net, data, cfg, best_params, progress))
         run.json("metrics.json", metrics)  # written last: its presence marks a complete run
     return RegressionResult(run_dir=out, metrics=metrics, net=net, data=data)
 
@@ -317,6 +318,68 @@ def _figures(run: RunWriter, net: Any, data: RegressionData, cfg: RegressionConf
         {names[k]: v.numpy() for k, v in acts.items()}, cfg.probe_x, max_units=512
     )
     run.figure("activations.png", fig)
+
+
+def _fold_figures(
+    run, net, data: RegressionData, cfg: RegressionConfig, best_params: dict, progress: Progress
+) -> dict[str, Any]:
+    """Uncertainty from the CV folds: the best parameters trained on each fold's 80% slice.
+
+    Returns the fold models' spread inside and outside the gaps of the training data.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold
+
+    from glassnet import plots
+    from glassnet.introspection import activation_map, fold_band
+    from glassnet.search.population import NotBatchableError, train_members
+
+    X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
+    folds = [tr for tr, _ in KFold(cfg.cv, shuffle=True, random_state=cfg.seed).split(X)]
+    try:
+        models = train_members(make_regressor(cfg), best_params, X, y, folds, progress)
+    except NotBatchableError:  # e.g. an activation the population cannot stack: one by one
+        models = []
+        for tr in folds:
+            fold_net = clone(make_regressor(cfg)).set_params(**best_params)
+            try:
+                models.append(fold_net.fit(X[tr], y[tr]).module_.cpu())
+            except DivergedError:
+                models.append(None)
+    models = [m for m in models if m is not None]
+    gaps = find_gaps(data.x_train)
+    lo = min(data.x_train.min(), data.x_test.min())
+    hi = max(data.x_train.max(), data.x_test.max())
+    grid = np.linspace(lo, hi, 400)
+    out: dict[str, Any] = {"fold_models": len(models)}
+    if models:
+        band = fold_band(models, grid)
+        curve = net.predict(_as_column(grid)).ravel()
+        fig, ax = plots.plot_regression_fit(
+            data.x_train,
+            data.y_train,
+            data.x_test,
+            data.y_test,
+            grid,
+            curve,
+            gaps=gaps,
+            band=(band["lo"], band["hi"]),
+            title=f"Fitted net with the range of its {len(models)} cross-validation fold models",
+        )
+        for pred in band["all"]:
+            ax.plot(grid, pred, color="gray", lw=0.6, alpha=0.6)
+        run.figure("fit_band.png", fig)
+        in_gap = np.zeros_like(grid, dtype=bool)
+        for g_lo, g_hi in gaps:
+            in_gap |= (grid >= g_lo) & (grid <= g_hi)
+        if in_gap.any() and (~in_gap).any():
+            out["fold_std_in_gaps"] = float(band["std"][in_gap].mean())
+            out["fold_std_elsewhere"] = float(band["std"][~in_gap].mean())
+    maps = activation_map(net.module_.cpu(), grid)
+    names = {k: f"hidden layer {i + 1}" for i, k in enumerate(maps)}
+    fig, _ = plots.plot_activation_map({names[k]: v for k, v in maps.items()}, grid, gaps)
+    run.figure("activation_map.png", fig)
+    return out
 
 
 def load_regression_model(run_dir: str | Path) -> MLP:

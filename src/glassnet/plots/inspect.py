@@ -27,8 +27,9 @@ def plot_conv_kernels(kernels: np.ndarray, title: str):
     """Kernels (out, in, kh, kw) as a grid: a column per output channel, a row per input."""
     k = np.asarray(kernels)
     n_out, n_in = k.shape[:2]
-    fig, axes = plt.subplots(n_in, n_out, figsize=(1.5 + 0.75 * n_out, 1.1 + 0.75 * n_in),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n_in, n_out, figsize=(1.5 + 0.75 * n_out, 1.1 + 0.75 * n_in), squeeze=False
+    )
     lim = _sym(k)
     for o in range(n_out):
         for i in range(n_in):

@@ -1,0 +1,249 @@
+"""Build one self-contained HTML report (images inlined) from one or more run folders."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from glassnet.errors import UserError
+from glassnet.report.captions import CAPTIONS
+from glassnet.runs import software_versions
+
+__all__ = ["build_report", "STUDY", "software_versions"]
+
+# The study's own numbers, shown beside ours.
+STUDY = {
+    "regression": {"train_mse": 0.187, "test_mse": 0.110},
+    "mlp": {"test_accuracy": 0.9639},
+    "lenet5": {"test_accuracy": 0.9912},
+}
+_LOWER_IS_BETTER = {"train_mse", "test_mse", "cv_mse"}
+_FIGURE_ORDER = list(CAPTIONS)
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
+    head = f"<tr><th>{_e(header[0])}</th><th>{_e(header[1])}</th></tr>" if any(header) else ""
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _csv_table(path: Path, limit: int = 10, drop: tuple[str, ...] = ("params",)) -> str:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return ""
+    cols = [c for c in rows[0] if c not in drop and not c.startswith("split")]
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    body = []
+    for r in rows[:limit]:
+        cells = []
+        for c in cols:
+            v = r[c]
+            try:
+                v = _fmt(float(v)) if "." in v or "e" in v.lower() else v
+                cls = ' class="num"'
+            except ValueError:
+                cls = ""
+            cells.append(f"<td{cls}>{_e(v if v != '' else 'failed')}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p>Top {limit} of {len(rows)} candidates.</p>" if len(rows) > limit else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(path.stem)}">'
+
+
+def _read(run: Path, name: str) -> dict:
+    p = run / name
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run}: no {name}; is it a finished glassnet run folder?") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{p}: unreadable JSON ({e})") from None
+
+
+def _run_key(cfg: dict) -> str:
+    return cfg.get("model", "regression") if cfg.get("kind") == "classification" else "regression"
+
+
+def _comparison(key: str, m: dict, study: dict | None) -> str:
+    if not study or key not in study:
+        return ""
+    rows = []
+    for metric, theirs in study[key].items():
+        ours = m.get(metric)
+        if ours is None:
+            continue
+        better = ours < theirs if metric in _LOWER_IS_BETTER else ours > theirs
+        pct = "accuracy" in metric
+        f = (lambda v: f"{v:.2%}") if pct else (lambda v: f"{v:.3f}")
+        cls = "better" if better else "worse"
+        rows.append(
+            f"<tr><th>{_e(metric)}</th><td class='num'>{f(theirs)}</td>"
+            f"<td class='num {cls}'>{f(ours)}</td></tr>"
+        )
+    if not rows:
+        return ""
+    return (
+        "<h3>Compared with the study</h3><table><tr><th>metric</th><th>study</th>"
+        "<th>glassnet</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
+    cfg = _read(run, "config.json")
+    m = _read(run, "metrics.json")
+    key = _run_key(cfg)
+    title = {
+        "regression": "Regression: MLP 1-512-256-1 on noisy 1-D data",
+        "mlp": "MNIST: dense net",
+        "lenet5": "MNIST: LeNet-5",
+    }.get(key, key)
+    anchor = f"run{idx}"
+    parts = [
+        f'<section class="run" id="{anchor}"><h2>{_e(title)}</h2>',
+        f"<p>Run folder: <code>{_e(run.name)}</code></p>",
+    ]
+    notes = list(m.get("notes", []))
+    if m.get("generated_data"):
+        notes.append(
+            "No data folder was given, so generated data was used (the embedded "
+            "default); see --data-dir."
+        )
+    parts += [f'<p class="note">{_e(n)}</p>' for n in notes]
+    if key == "regression":
+        data_rows = [
+            ("source", m.get("data")),
+            ("train / test points", f"{m.get('n_train')} / {m.get('n_test')}"),
+        ]
+        headline = [
+            ("search", m.get("search")),
+            ("best parameters", m.get("best_params")),
+            ("CV MSE", m.get("cv_mse", "n/a (no search)")),
+            ("train MSE", m.get("train_mse")),
+            ("test MSE", m.get("test_mse")),
+        ]
+        if "fold_std_in_gaps" in m:
+            headline.append(
+                (
+                    "fold-model spread (std) in gaps / elsewhere",
+                    f"{m['fold_std_in_gaps']:.3f} / {m['fold_std_elsewhere']:.3f}",
+                )
+            )
+        summary = f"test MSE {m.get('test_mse', float('nan')):.3f}"
+    else:
+        d = m.get("data", {})
+        data_rows = [
+            ("source", d.get("source")),
+            ("fit / validation / test", f"{d.get('n_fit')} / {d.get('n_val')} / {d.get('n_test')}"),
+            ("classes", d.get("classes")),
+        ]
+        headline = [
+            ("parameters", m.get("best_params")),
+            ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),
+            ("validation accuracy", f"{m.get('val_accuracy', 0):.2%}"),
+            ("test accuracy", f"{m.get('test_accuracy', 0):.2%}"),
+            (
+                "most confused",
+                ", ".join(
+                    f"{c['true']}->{c['predicted']} ({c['count']})"
+                    for c in m.get("most_confused", [])
+                ),
+            ),
+        ]
+        summary = f"test accuracy {m.get('test_accuracy', 0):.2%}"
+    parts.append(
+        '<div class="grid"><div><h3>Data</h3>'
+        + _table(data_rows)
+        + "<h3>Results</h3>"
+        + _table(headline)
+        + _comparison(key, m, study)
+        + "</div><div><h3>Configuration</h3>"
+        + _table([(k, v) for k, v in cfg.items() if v is not None])
+        + "</div></div>"
+    )
+    for name, label in (
+        ("cv_results.csv", "Search results (cross-validation, best first)"),
+        ("grid_results.csv", "Grid search on the validation split, best first"),
+    ):
+        if (run / name).exists() and (run / name).stat().st_size:
+            parts.append(f"<h3>{_e(label)}</h3>" + _csv_table(run / name))
+    figures = sorted(
+        (p for p in run.glob("*.png")),
+        key=lambda p: (
+            _FIGURE_ORDER.index(p.name) if p.name in _FIGURE_ORDER else len(_FIGURE_ORDER),
+            p.name,
+        ),
+    )
+    for p in figures:
+        caption = CAPTIONS.get(p.name, p.stem.replace("_", " "))
+        parts.append(f"<figure>{_img(p)}<figcaption>{_e(caption)}</figcaption></figure>")
+    timing = [("total seconds", m.get("seconds"))]
+    if "seconds_per_epoch" in m:
+        timing += [("seconds per epoch", m["seconds_per_epoch"]), ("device", m.get("device"))]
+    parts.append("<h3>Timing</h3>" + _table(timing))
+    env = run / "environment.json"
+    if env.exists():
+        parts.append("<h3>Software</h3>" + _table(list(json.loads(env.read_text()).items())))
+    parts.append("</section>")
+    return "\n".join(parts), f'<a href="#{anchor}">{_e(title)}</a>', f"{_e(title)}: {summary}"
+
+
+def build_report(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    study: dict | None = None,
+    title: str = "glassnet report",
+) -> Path:
+    """Write one self-contained HTML file describing ``run_dirs``; return its path."""
+    if not run_dirs:
+        raise UserError("give at least one run folder")
+    sections, nav, summary = [], [], []
+    for i, r in enumerate(run_dirs):
+        run = Path(r)
+        if not run.is_dir():
+            raise UserError(f"RUN_DIR {run}: not a folder")
+        s, n, line = _section(run, i, study)
+        sections.append(s)
+        nav.append(n)
+        summary.append(f"<li>{line}</li>")
+    versions = ", ".join(f"{k} {v}" for k, v in software_versions().items())
+    page = Template((Path(__file__).parent / "template.html").read_text()).substitute(
+        title=_e(title),
+        subtitle=_e(f"{len(run_dirs)} run(s); every figure is embedded in this file."),
+        nav="".join(nav),
+        summary="<h2>Summary</h2><ul>" + "".join(summary) + "</ul>",
+        sections="\n".join(sections),
+        footer=_e(f"Made by glassnet. Report built with {versions}."),
+    )
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(out)  # never a half-written report under the final name
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"-o {out}: cannot write ({e.strerror})") from None
+    return out
