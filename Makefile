@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/glassnet regression --out runs/demo-regression-$$(date -u +%Y%m%dT%H%M%SZ)
+	$(BIN)/glassnet reproduce --quick --out runs/demo-$$(date -u +%Y%m%dT%H%M%SZ)
 
 test: setup
 	$(BIN)/python -m pytest -q
