@@ -26,6 +26,7 @@ def data_dir(arg: str | None) -> str | None:
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Format rows as a plain text table."""
+
     def cell(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -40,9 +41,13 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write benchmark results with machine information."""
     payload = {
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
         **payload,
     }
     path = Path(path)

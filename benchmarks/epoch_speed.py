@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from skorch import NeuralNetClassifier
 from skorch.callbacks import PrintLog
@@ -45,10 +44,14 @@ def plain_loop(model_name, train, valid, epochs, seed):
     module = build_module(model_name, 10, dropout=0.2 if model_name == "mlp" else 0.25)
     opt = torch.optim.Adam(module.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    loader = DataLoader(TensorDataset(torch.from_numpy(train[0]), torch.from_numpy(train[1])),
-                        batch_size=64, shuffle=True)
-    vloader = DataLoader(TensorDataset(torch.from_numpy(valid[0]), torch.from_numpy(valid[1])),
-                         batch_size=64)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(train[0]), torch.from_numpy(train[1])),
+        batch_size=64,
+        shuffle=True,
+    )
+    vloader = DataLoader(
+        TensorDataset(torch.from_numpy(valid[0]), torch.from_numpy(valid[1])), batch_size=64
+    )
     times, acc = [], 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()
@@ -72,8 +75,12 @@ def skorch_default(model_name, train, valid, epochs, seed):
     cfg = ClassificationConfig(model=model_name)
     module = build_module(model_name, 10, dropout=0.2 if model_name == "mlp" else 0.25)
     net = NeuralNetClassifier(
-        module, criterion=torch.nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=cfg.lr,
-        max_epochs=epochs, train_split=predefined_split(Dataset(*valid)),
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=cfg.lr,
+        max_epochs=epochs,
+        train_split=predefined_split(Dataset(*valid)),
         callbacks__print_log=PrintLog(sink=lambda *_: None),
     )
     net.fit(*train)
@@ -81,8 +88,14 @@ def skorch_default(model_name, train, valid, epochs, seed):
 
 
 def glassnet_net(model_name, train, valid, epochs, seed, batch_size):
-    cfg = ClassificationConfig(model=model_name, epochs=epochs, seed=seed, batch_size=batch_size,
-                               dropout=0.2 if model_name == "mlp" else 0.25, device="cpu")
+    cfg = ClassificationConfig(
+        model=model_name,
+        epochs=epochs,
+        seed=seed,
+        batch_size=batch_size,
+        dropout=0.2 if model_name == "mlp" else 0.25,
+        device="cpu",
+    )
     net = make_classifier(cfg, 10, valid)
     net.fit(*train)
     return list(net.history[:, "dur"]), float(net.history[-1, "valid_acc"])
@@ -99,16 +112,20 @@ def main() -> None:
     data = load_images(data_dir(args.data_dir))
     x_tr, x_val, y_tr, y_val = _split(data, ClassificationConfig())
     train, valid = (x_tr, y_tr), (x_val, y_val)
-    print(f"data: {data.source}; {len(y_tr)} train / {len(y_val)} validation; "
-          f"{args.epochs} epochs each; torch threads {torch.get_num_threads()}")
+    print(
+        f"data: {data.source}; {len(y_tr)} train / {len(y_val)} validation; "
+        f"{args.epochs} epochs each; torch threads {torch.get_num_threads()}"
+    )
     rows = []
     for model in args.models:
         runs = {
-            "plain (DataLoader, batch 64)": lambda m=model: plain_loop(m, train, valid,
-                                                                       args.epochs, 0),
+            "plain (DataLoader, batch 64)": lambda m=model: plain_loop(
+                m, train, valid, args.epochs, 0
+            ),
             "skorch default": lambda m=model: skorch_default(m, train, valid, args.epochs, 0),
             f"glassnet (batch {args.batch_size})": lambda m=model: glassnet_net(
-                m, train, valid, args.epochs, 0, args.batch_size),
+                m, train, valid, args.epochs, 0, args.batch_size
+            ),
         }
         base = None
         for name, fn in runs.items():
@@ -116,14 +133,23 @@ def main() -> None:
             # median epoch: the first epoch pays one-off warm-up costs
             sec = statistics.median(times)
             base = base or sec
-            rows.append({"model": model, "pipeline": name, "s_per_epoch": round(sec, 3),
-                         "speedup_vs_plain": round(base / sec, 2),
-                         "val_acc_after": round(acc, 4), "epochs": len(times)})
+            rows.append(
+                {
+                    "model": model,
+                    "pipeline": name,
+                    "s_per_epoch": round(sec, 3),
+                    "speedup_vs_plain": round(base / sec, 2),
+                    "val_acc_after": round(acc, 4),
+                    "epochs": len(times),
+                }
+            )
             print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
     print()
     print(table(rows, list(rows[0])))
-    path = write_json(args.out, {"benchmark": "epoch_speed", "data": data.source,
-                                 "epochs": args.epochs, "rows": rows})
+    path = write_json(
+        args.out,
+        {"benchmark": "epoch_speed", "data": data.source, "epochs": args.epochs, "rows": rows},
+    )
     print(f"\nwritten {path}")
 
 

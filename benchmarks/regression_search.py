@@ -71,8 +71,10 @@ def main() -> None:
     cfg = RegressionConfig(seed=args.seed, device="cpu")
     space = regression_distributions(cfg.epoch_choices)
     folds = KFold(args.cv, shuffle=True, random_state=args.seed)
-    print(f"data: {data.source}; {args.n_iter} candidates x {args.cv} folds; "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"data: {data.source}; {args.n_iter} candidates x {args.cv} folds; "
+        f"torch threads {torch.get_num_threads()}"
+    )
     peak = matmul_gflops()
     print(f"float32 matmul (2048^3): {peak:.1f} GFLOP/s")
 
@@ -80,32 +82,54 @@ def main() -> None:
     if not args.skip_baseline:
         # The study's pipeline: plain skorch iterators (DataLoader), one fit after another.
         base_est = make_regressor(cfg).set_params(
-            iterator_train=DataLoader, iterator_valid=DataLoader, callbacks=[])
+            iterator_train=DataLoader, iterator_valid=DataLoader, callbacks=[]
+        )
         t = time.perf_counter()
-        base = RandomizedSearchCV(base_est, space, n_iter=args.n_iter, cv=folds,
-                                  random_state=args.seed, scoring="neg_mean_squared_error",
-                                  n_jobs=args.n_jobs, error_score=np.nan).fit(X, y)
+        base = RandomizedSearchCV(
+            base_est,
+            space,
+            n_iter=args.n_iter,
+            cv=folds,
+            random_state=args.seed,
+            scoring="neg_mean_squared_error",
+            n_jobs=args.n_jobs,
+            error_score=np.nan,
+        ).fit(X, y)
         searches["skorch + RandomizedSearchCV"] = (base, time.perf_counter() - t)
     est = make_regressor(replace(cfg))
     t = time.perf_counter()
-    pop = PopulationSearchCV(est, space, n_iter=args.n_iter, cv=folds, random_state=args.seed,
-                             scoring="neg_mean_squared_error").fit(X, y)
+    pop = PopulationSearchCV(
+        est,
+        space,
+        n_iter=args.n_iter,
+        cv=folds,
+        random_state=args.seed,
+        scoring="neg_mean_squared_error",
+    ).fit(X, y)
     searches["PopulationSearchCV"] = (pop, time.perf_counter() - t)
 
     n_train = np.array([len(tr) for tr, _ in folds.split(X)], dtype=float)
     member_flops = (pop.member_epochs_ * n_train[None, :]).sum() * mlp_flops_per_sample(
-        [1, *cfg.hidden, 1])
-    refit_flops = pop.best_params_["max_epochs"] * len(y) * mlp_flops_per_sample(
-        [1, *cfg.hidden, 1])
+        [1, *cfg.hidden, 1]
+    )
+    refit_flops = (
+        pop.best_params_["max_epochs"] * len(y) * mlp_flops_per_sample([1, *cfg.hidden, 1])
+    )
     base_time = None
     for name, (s, sec) in searches.items():
         base_time = base_time or sec
         test_mse = float(np.mean((s.best_estimator_.predict(Xt).ravel() - data.y_test) ** 2))
-        row = {"search": name, "seconds": round(sec, 2), "speedup": round(base_time / sec, 2),
-               "best_cv_mse": round(-s.best_score_, 4), "test_mse": round(test_mse, 4),
-               "n_failed": int(np.isnan(s.cv_results_["mean_test_score"]).sum()),
-               "best_params": {k: (round(v, 6) if isinstance(v, float) else v)
-                               for k, v in s.best_params_.items()}}
+        row = {
+            "search": name,
+            "seconds": round(sec, 2),
+            "speedup": round(base_time / sec, 2),
+            "best_cv_mse": round(-s.best_score_, 4),
+            "test_mse": round(test_mse, 4),
+            "n_failed": int(np.isnan(s.cv_results_["mean_test_score"]).sum()),
+            "best_params": {
+                k: (round(v, 6) if isinstance(v, float) else v) for k, v in s.best_params_.items()
+            },
+        }
         if name == "PopulationSearchCV":
             row["gflops"] = round((member_flops + refit_flops) / sec / 1e9, 1)
             row["fraction_of_matmul_peak"] = round(row["gflops"] / peak, 3)
@@ -117,24 +141,46 @@ def main() -> None:
         b = np.stack([pop.cv_results_[f"split{k}_test_score"] for k in range(args.cv)], 1)
         both = np.isfinite(a) & np.isfinite(b)
         rel = np.abs(a[both] - b[both]) / np.abs(a[both])
-        agreement = {"members": int(a.size), "both_finite": int(both.sum()),
-                     "failed_in_both": int((~np.isfinite(a) & ~np.isfinite(b)).sum()),
-                     "failed_in_one_only": int((np.isfinite(a) != np.isfinite(b)).sum()),
-                     "max_rel_diff": float(rel.max()), "median_rel_diff": float(np.median(rel)),
-                     "same_ranking": bool((base.cv_results_["rank_test_score"]
-                                           == pop.cv_results_["rank_test_score"]).all())}
-    cols = ["search", "seconds", "speedup", "best_cv_mse", "test_mse", "n_failed", "gflops",
-            "fraction_of_matmul_peak"]
+        agreement = {
+            "members": int(a.size),
+            "both_finite": int(both.sum()),
+            "failed_in_both": int((~np.isfinite(a) & ~np.isfinite(b)).sum()),
+            "failed_in_one_only": int((np.isfinite(a) != np.isfinite(b)).sum()),
+            "max_rel_diff": float(rel.max()),
+            "median_rel_diff": float(np.median(rel)),
+            "same_ranking": bool(
+                (base.cv_results_["rank_test_score"] == pop.cv_results_["rank_test_score"]).all()
+            ),
+        }
+    cols = [
+        "search",
+        "seconds",
+        "speedup",
+        "best_cv_mse",
+        "test_mse",
+        "n_failed",
+        "gflops",
+        "fraction_of_matmul_peak",
+    ]
     print()
     print(table(rows, cols))
     if agreement:
         print(f"\nmember-by-member CV scores: {agreement}")
-    path = write_json(args.out, {"benchmark": "regression_search", "data": data.source,
-                                 "n_iter": args.n_iter, "cv": args.cv, "seed": args.seed,
-                                 "matmul_gflops": round(peak, 1), "rows": rows,
-                                 "agreement": agreement,
-                                 "population_train_seconds": round(pop.train_seconds_, 2),
-                                 "population_refit_seconds": round(pop.refit_time_, 2)})
+    path = write_json(
+        args.out,
+        {
+            "benchmark": "regression_search",
+            "data": data.source,
+            "n_iter": args.n_iter,
+            "cv": args.cv,
+            "seed": args.seed,
+            "matmul_gflops": round(peak, 1),
+            "rows": rows,
+            "agreement": agreement,
+            "population_train_seconds": round(pop.train_seconds_, 2),
+            "population_refit_seconds": round(pop.refit_time_, 2),
+        },
+    )
     print(f"\nwritten {path}")
 
 

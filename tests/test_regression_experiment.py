@@ -157,6 +157,10 @@ def test_estimator_works_in_plain_gridsearchcv(fast_cfg):
         (["--cv", "1"], "--cv must be >= 2"),
         (["--search", "bayes"], "--search must be one of"),
         (
+            ["--activation", "gelu", "--epoch-choices", "5"],
+            "--search population: PopulationSearchCV cannot batch activation 'gelu'",
+        ),
+        (
             ["--train", "missing.csv", "--test", "missing.csv"],
             "--train missing.csv: file not found",
         ),

@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid or gelu")
     s = r.add_argument_group("search and training")
-    s.add_argument("--search", default="random", help="random (default), population, grid or none")
+    s.add_argument(
+        "--search",
+        default="population",
+        help="population (default: the random search's candidates, trained all at "
+        "once), random (RandomizedSearchCV), grid or none",
+    )
     s.add_argument("--n-iter", type=_positive_int, default=20, help="random-search candidates")
     s.add_argument(
         "--epoch-choices",

@@ -22,6 +22,7 @@ from glassnet.models import ACTIVATIONS, MLP
 from glassnet.progress import Progress
 from glassnet.runs import RunWriter, default_run_dir, load_state_dict, read_json
 from glassnet.search.cv import make_search, search_summary
+from glassnet.search.population import NotBatchableError
 from glassnet.search.spaces import regression_distributions, regression_grid
 from glassnet.training import (
     EpochProgress,
@@ -53,7 +54,9 @@ class RegressionConfig:
     data_dir: str | None = None  # folder holding regression/{train,test}_data.csv
     hidden: tuple[int, ...] = (512, 256)  # hidden layer widths: the study's 1-512-256-1
     activation: str = "tanh"
-    search: str = "random"  # random | population (same candidates, all at once) | grid | none
+    # population (default): RandomizedSearchCV's candidates and folds, all trained at once;
+    # random: RandomizedSearchCV itself; grid: GridSearchCV; none: one fit
+    search: str = "population"
     n_iter: int = 20  # candidates drawn by the random search
     cv: int = 5  # folds (shuffled, seeded)
     lr: float = 0.01  # used by --search none (the study's choice)
@@ -211,6 +214,8 @@ def run_regression(
                     cv_mse=-float(search.best_score_),
                     failed=[r["params"] for r in cv_rows if r["mean_cv_mse"] is None],
                 )
+        except NotBatchableError as e:
+            raise UserError(f"--search population: {e}; use --search random") from None
         except DivergedError as e:
             raise UserError(f"training diverged ({e}); lower --lr or --momentum") from None
         finally:
