@@ -146,12 +146,32 @@ def main() -> None:
             "both_finite": int(both.sum()),
             "failed_in_both": int((~np.isfinite(a) & ~np.isfinite(b)).sum()),
             "failed_in_one_only": int((np.isfinite(a) != np.isfinite(b)).sum()),
+            "within_1pct": int((rel < 0.01).sum()),
+            "within_0.1pct": int((rel < 0.001).sum()),
             "max_rel_diff": float(rel.max()),
             "median_rel_diff": float(np.median(rel)),
+            "same_best_params": base.best_params_ == pop.best_params_,
             "same_ranking": bool(
                 (base.cv_results_["rank_test_score"] == pop.cv_results_["rank_test_score"]).all()
             ),
         }
+        # The members that disagree most, with their settings: near-unstable runs (large
+        # lr x momentum) amplify float rounding differences over hundreds of epochs.
+        rel_full = np.full(a.shape, -1.0)
+        rel_full[both] = rel
+        worst = np.argsort(rel_full.ravel())[::-1][:3]
+        agreement["largest_differences"] = [
+            {
+                "params": {
+                    k: (round(v, 5) if isinstance(v, float) else v)
+                    for k, v in base.cv_results_["params"][i // args.cv].items()
+                },
+                "fold": int(i % args.cv),
+                "mse_sequential": float(-a.ravel()[i]),
+                "mse_population": float(-b.ravel()[i]),
+            }
+            for i in worst
+        ]
     cols = [
         "search",
         "seconds",

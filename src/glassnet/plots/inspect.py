@@ -146,6 +146,15 @@ def plot_hidden_units(acts: np.ndarray, labels: np.ndarray, classes: Sequence[st
     return fig, ax
 
 
+def _unit_order(m: np.ndarray) -> np.ndarray:
+    """Order units (rows of m, activation over increasing x) so the map reads as two sweeps:
+    rising units by where they cross their midpoint, then falling units likewise."""
+    mid = (m.max(1, keepdims=True) + m.min(1, keepdims=True)) / 2
+    falling = m[:, -1] < m[:, 0]
+    cross = np.where(falling, np.argmax(m < mid, axis=1), np.argmax(m > mid, axis=1))
+    return np.lexsort((cross, falling))
+
+
 def plot_activation_map(
     maps: dict[str, np.ndarray], x: np.ndarray, gaps: Sequence[tuple[float, float]] = ()
 ):
@@ -153,12 +162,7 @@ def plot_activation_map(
     fig, axes = plt.subplots(len(maps), 1, figsize=(8, 2.6 * len(maps)), squeeze=False)
     for ax, (name, m) in zip(axes[:, 0], maps.items()):
         m = np.asarray(m)
-        # sort units by where they cross zero (or peak), so the map reads left to right
-        order = np.argsort(
-            np.argmax(np.abs(np.diff(np.sign(m), axis=1)) > 0, axis=1)
-            + np.argmax(m, axis=1) * 1e-3,
-            kind="stable",
-        )
+        order = _unit_order(m)
         lim = _sym(m)
         im = ax.imshow(
             m[order],

@@ -23,6 +23,12 @@ STUDY = {
     "lenet5": {"test_accuracy": 0.9912},
 }
 _LOWER_IS_BETTER = {"train_mse", "test_mse", "cv_mse"}
+_LABELS = {
+    "train_mse": "train MSE",
+    "test_mse": "test MSE",
+    "cv_mse": "CV MSE",
+    "test_accuracy": "test accuracy",
+}
 _FIGURE_ORDER = list(CAPTIONS)
 
 
@@ -152,7 +158,9 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
                     f"{m['fold_std_in_gaps']:.3f} / {m['fold_std_elsewhere']:.3f}",
                 )
             )
-        summary = f"test MSE {m.get('test_mse', float('nan')):.3f}"
+        nan = float("nan")
+        ours = f"train MSE {m.get('train_mse', nan):.3f}, test MSE {m.get('test_mse', nan):.3f}"
+        source = "generated (embedded)" if m.get("generated_data") else m.get("data", "")
     else:
         d = m.get("data", {})
         data_rows = [
@@ -173,7 +181,8 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
                 ),
             ),
         ]
-        summary = f"test accuracy {m.get('test_accuracy', 0):.2%}"
+        ours = f"test accuracy {m.get('test_accuracy', 0):.2%}"
+        source = d.get("source", "")
     parts.append(
         '<div class="grid"><div><h3>Data</h3>'
         + _table(data_rows)
@@ -208,7 +217,21 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     if env.exists():
         parts.append("<h3>Software</h3>" + _table(list(json.loads(env.read_text()).items())))
     parts.append("</section>")
-    return "\n".join(parts), f'<a href="#{anchor}">{_e(title)}</a>', f"{_e(title)}: {summary}"
+    theirs = ""
+    if study and key in study:
+        theirs = ", ".join(
+            f"{k.replace('_', ' ')} {v:.2%}"
+            if "accuracy" in k
+            else f"{k.replace('_', ' ')} {v:.3f}"
+            for k, v in study[key].items()
+        )
+    link = f'<a href="#{anchor}">{_e(title)}</a>'
+    row = (
+        f"<tr><td>{link}</td><td>{_e(source)}</td><td>{_e(ours)}</td>"
+        + (f"<td>{_e(theirs)}</td>" if study else "")
+        + f"<td class='num'>{_e(_fmt(m.get('seconds')))}</td></tr>"
+    )
+    return "\n".join(parts), link, row
 
 
 def build_report(
@@ -228,13 +251,17 @@ def build_report(
         s, n, line = _section(run, i, study)
         sections.append(s)
         nav.append(n)
-        summary.append(f"<li>{line}</li>")
+        summary.append(line)
     versions = ", ".join(f"{k} {v}" for k, v in software_versions().items())
     page = Template((Path(__file__).parent / "template.html").read_text()).substitute(
         title=_e(title),
         subtitle=_e(f"{len(run_dirs)} run(s); every figure is embedded in this file."),
         nav="".join(nav),
-        summary="<h2>Summary</h2><ul>" + "".join(summary) + "</ul>",
+        summary="<h2>Summary</h2><table><tr><th>experiment</th><th>data</th><th>glassnet</th>"
+        + ("<th>the study</th>" if study else "")
+        + "<th>seconds</th></tr>"
+        + "".join(summary)
+        + "</table>",
         sections="\n".join(sections),
         footer=_e(f"Made by glassnet. Report built with {versions}."),
     )
