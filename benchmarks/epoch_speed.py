@@ -94,6 +94,7 @@ def glassnet_net(model_name, train, valid, epochs, seed, batch_size):
         seed=seed,
         batch_size=batch_size,
         dropout=0.2 if model_name == "mlp" else 0.25,
+        lr_schedule="none",  # a flat lr like the other two, so accuracies compare
         device="cpu",
     )
     net = make_classifier(cfg, 10, valid)
