@@ -1,6 +1,6 @@
 """The one exception the CLI reports politely: a mistake in the user's input."""
 
-__all__ = ["UserError", "DivergedError"]
+__all__ = ["UserError", "DivergedError", "require"]
 
 
 class UserError(Exception):
@@ -9,3 +9,10 @@ class UserError(Exception):
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss; searches score such a candidate as failed (NaN)."""
+
+
+def require(checks: list[tuple[bool, str]]) -> None:
+    """Raise UserError with the message of the first check that is False."""
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)

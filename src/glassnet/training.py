@@ -11,7 +11,7 @@ import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
 
-from glassnet.errors import DivergedError
+from glassnet.errors import DivergedError, UserError
 from glassnet.progress import Progress
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "EpochProgress",
     "seed_everything",
     "choose_device",
+    "check_device",
 ]
 
 
@@ -32,6 +33,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def check_device(device: str) -> None:
+    """Raise UserError unless ``device`` is auto, cpu or an available CUDA device."""
+    if not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is available")
 
 
 def choose_device(device: str = "auto") -> str:

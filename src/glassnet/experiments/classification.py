@@ -19,7 +19,7 @@ from skorch.helper import predefined_split
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from glassnet.data.images import ImageData, load_images
-from glassnet.errors import DivergedError, UserError
+from glassnet.errors import DivergedError, UserError, require
 from glassnet.models import MLP, LeNet5
 from glassnet.preprocessing import MNIST_MEAN, MNIST_STD, to_inputs
 from glassnet.progress import Progress
@@ -31,6 +31,7 @@ from glassnet.training import (
     InMemoryLoader,
     ShiftAugmentLoader,
     StopOnDivergence,
+    check_device,
     choose_device,
     seed_everything,
 )
@@ -100,16 +101,9 @@ class ClassificationConfig:
                 self.max_train is None or self.max_train >= 20,
                 f"--max-train must be >= 20, got {self.max_train}",
             ),
-            (
-                self.device in ("auto", "cpu") or self.device.startswith("cuda"),
-                f"--device must be auto, cpu or cuda, got {self.device}",
-            ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA GPU is available")
+        require(checks)
+        check_device(self.device)
 
 
 @dataclass

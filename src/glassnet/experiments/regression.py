@@ -16,7 +16,7 @@ from skorch.callbacks import PrintLog
 
 from glassnet.data.regression import RegressionData, find_gaps
 from glassnet.data.sources import load_regression
-from glassnet.errors import DivergedError, UserError
+from glassnet.errors import DivergedError, UserError, require
 from glassnet.introspection import hidden_activation_layers, layer_activations, layer_weights
 from glassnet.models import ACTIVATIONS, MLP
 from glassnet.progress import Progress
@@ -29,6 +29,7 @@ from glassnet.training import (
     GlassRegressor,
     InMemoryLoader,
     StopOnDivergence,
+    check_device,
     choose_device,
     seed_everything,
 )
@@ -98,16 +99,9 @@ class RegressionConfig:
                 self.activation in ACTIVATIONS,
                 f"--activation must be one of {', '.join(ACTIVATIONS)}",
             ),
-            (
-                self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
-                f"--device must be auto, cpu or cuda, got {self.device}",
-            ),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA GPU is available")
+        require(checks)
+        check_device(self.device)
 
 
 @dataclass
@@ -289,20 +283,7 @@ def _plain(v: Any) -> Any:
 def _figures(run: RunWriter, net: Any, data: RegressionData, cfg: RegressionConfig) -> None:
     from glassnet import plots
 
-    lo = min(data.x_train.min(), data.x_test.min())
-    hi = max(data.x_train.max(), data.x_test.max())
-    grid = np.linspace(lo, hi, 400)
-    curve = net.predict(_as_column(grid)).ravel()
-    fig, _ = plots.plot_regression_fit(
-        data.x_train,
-        data.y_train,
-        data.x_test,
-        data.y_test,
-        grid,
-        curve,
-        gaps=find_gaps(data.x_train),
-        title="Training data, test data and the fitted net",
-    )
+    fig, _ = _fit_figure(net, data, "Training data, test data and the fitted net")
     run.figure("fit.png", fig)
     fig, _ = plots.plot_learning_curve(
         {"train loss (MSE)": net.history[:, "train_loss"]},
@@ -323,6 +304,32 @@ def _figures(run: RunWriter, net: Any, data: RegressionData, cfg: RegressionConf
         {names[k]: v.numpy() for k, v in acts.items()}, cfg.probe_x, max_units=512
     )
     run.figure("activations.png", fig)
+
+
+def _input_grid(data: RegressionData, n: int = 400) -> np.ndarray:
+    """Evenly spaced inputs over the range of all the data."""
+    lo = min(data.x_train.min(), data.x_test.min())
+    hi = max(data.x_train.max(), data.x_test.max())
+    return np.linspace(lo, hi, n)
+
+
+def _fit_figure(net: Any, data: RegressionData, title: str, band=None):
+    """Data, fitted curve and gaps (and the fold band when given)."""
+    from glassnet import plots
+
+    grid = _input_grid(data)
+    curve = net.predict(_as_column(grid)).ravel()
+    return plots.plot_regression_fit(
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        grid,
+        curve,
+        gaps=find_gaps(data.x_train),
+        band=band,
+        title=title,
+    )
 
 
 def _fold_figures(
@@ -353,23 +360,15 @@ def _fold_figures(
                 models.append(None)
     models = [m for m in models if m is not None]
     gaps = find_gaps(data.x_train)
-    lo = min(data.x_train.min(), data.x_test.min())
-    hi = max(data.x_train.max(), data.x_test.max())
-    grid = np.linspace(lo, hi, 400)
+    grid = _input_grid(data)
     out: dict[str, Any] = {"fold_models": len(models)}
     if models:
         band = fold_band(models, grid)
-        curve = net.predict(_as_column(grid)).ravel()
-        fig, ax = plots.plot_regression_fit(
-            data.x_train,
-            data.y_train,
-            data.x_test,
-            data.y_test,
-            grid,
-            curve,
-            gaps=gaps,
+        fig, ax = _fit_figure(
+            net,
+            data,
+            f"Fitted net with the range of its {len(models)} cross-validation fold models",
             band=(band["lo"], band["hi"]),
-            title=f"Fitted net with the range of its {len(models)} cross-validation fold models",
         )
         for pred in band["all"]:
             ax.plot(grid, pred, color="gray", lw=0.6, alpha=0.6)
