@@ -12,7 +12,7 @@ from glassnet.errors import UserError
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(s: str) -> int:
+def _int(s: str) -> int:
     try:
         return int(s)
     except ValueError:
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = r.add_argument_group("model")
     m.add_argument(
         "--hidden",
-        type=_positive_int,
+        type=_int,
         nargs="+",
         default=[512, 256],
         metavar="W",
@@ -61,24 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="population (default: the random search's candidates, trained all at "
         "once), random (RandomizedSearchCV), grid or none",
     )
-    s.add_argument("--n-iter", type=_positive_int, default=20, help="random-search candidates")
+    s.add_argument("--n-iter", type=_int, default=20, help="random-search candidates")
     s.add_argument(
         "--epoch-choices",
-        type=_positive_int,
+        type=_int,
         nargs="+",
         default=[100, 250, 500, 1000],
         metavar="E",
         help="epoch counts the random search draws from",
     )
-    s.add_argument("--cv", type=_positive_int, default=5, help="cross-validation folds")
+    s.add_argument("--cv", type=_int, default=5, help="cross-validation folds")
     s.add_argument("--lr", type=_float, default=0.01, help="learning rate (--search none)")
     s.add_argument("--momentum", type=_float, default=0.9, help="SGD momentum (--search none)")
-    s.add_argument("--epochs", type=_positive_int, default=1000, help="epochs (--search none)")
+    s.add_argument("--epochs", type=_int, default=1000, help="epochs (--search none)")
     s.add_argument(
         "--weight-decay", type=_float, default=0.001, help="L2 weight decay (--search none)"
     )
-    s.add_argument("--batch-size", type=_positive_int, default=128)
-    s.add_argument("--n-jobs", type=_positive_int, default=1, help="parallel search fits")
+    s.add_argument("--batch-size", type=_int, default=128)
+    s.add_argument("--n-jobs", type=_int, default=1, help="parallel search fits")
     _common(r)
 
     c = sub.add_parser("classify", help="MNIST-style image classification (mlp or lenet5)")
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $GLASSNET_DATA, the download cache, else a 5,000-image sample)",
     )
     c.add_argument("--class-names", metavar="NAMES", help="comma-separated class names")
-    c.add_argument("--hidden", type=_positive_int, nargs="+", default=[256, 512, 256], metavar="W")
+    c.add_argument("--hidden", type=_int, nargs="+", default=[256, 512, 256], metavar="W")
     c.add_argument(
         "--dropout",
         type=_float,
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", type=_float, default=1e-3, help="Adam learning rate")
     c.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=_int,
         default=None,
         help="epochs (default 20 for mlp, 15 for lenet5)",
     )
@@ -111,20 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--augment",
-        type=_positive_int,
+        type=_int,
         default=0,
         metavar="PIXELS",
         help="shift training images randomly by up to PIXELS (default 0: none)",
     )
-    c.add_argument("--batch-size", type=_positive_int, default=256)
+    c.add_argument("--batch-size", type=_int, default=256)
     c.add_argument("--val-fraction", type=_float, default=0.2)
     c.add_argument("--search", default="none", help="none or grid (mlp only)")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
     c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])
-    c.add_argument("--grid-epochs", type=_positive_int, nargs="+", default=[10, 20, 30])
+    c.add_argument("--grid-epochs", type=_int, nargs="+", default=[10, 20, 30])
     c.add_argument(
         "--max-train",
-        type=_positive_int,
+        type=_int,
         default=None,
         help="use only this many training images (quick runs)",
     )
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with regression/ and mnist/ (default: $GLASSNET_DATA, else embedded data)",
     )
     rr.add_argument(
-        "--quick", action="store_true", help="small search, few epochs: a demo in about two minutes"
+        "--quick", action="store_true", help="small search, few epochs: a demo in about a minute"
     )
     _common(rr)
 
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=_positive_int, default=0, help="one seed for everything")
+    g.add_argument("--seed", type=_int, default=0, help="one seed for everything")
     g.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<UTC time>-<kind>)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
