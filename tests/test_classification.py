@@ -127,6 +127,8 @@ def test_predict_images(tmp_path, bars, capsys):
     assert lines[0].startswith("image,prediction,probability") and len(lines) == 2
     probs = [float(v) for v in lines[1].split(",")[3:]]
     assert sum(probs) == pytest.approx(1.0, abs=1e-3) and len(probs) == 5
+    assert main(["predict", str(out), "--x", "1.0"]) == 2  # images expected, not --x
+    assert "give one or more image files" in capsys.readouterr().err
     (tmp_path / "junk.png").write_text("not an image")
     assert main(["predict", str(out), str(tmp_path / "junk.png")]) == 2
     assert "not a readable image" in capsys.readouterr().err

@@ -151,3 +151,25 @@ def test_download_wrong_and_truncated_files_never_count(server, tmp_path):
     (root / f"{stem}.gz").write_bytes(gzip.compress(blobs[stem]))
     dest = download_mnist(tmp_path / "c3", mirrors=[url + "missing/", url], expected=expected)
     assert (dest / stem).read_bytes() == blobs[stem]
+
+
+def test_download_cli_with_mirror_and_errors(server, tmp_path, capsys, monkeypatch):
+    from glassnet.cli import main
+    from glassnet.data import images
+
+    root, url = server
+    blobs = {s: bytes([0, 0, 8, 1, 0, 0, 0, 1, i]) for i, s in enumerate(MNIST_FILES.values())}
+    expected = _publish(root, blobs)
+    monkeypatch.setattr(images, "MNIST_SHA256", expected)
+    monkeypatch.setattr(
+        images.download_mnist, "__defaults__", (None, images.MNIST_MIRRORS, expected, 60.0, None)
+    )
+    assert main(["data", "download", "mnist", "--to", str(tmp_path / "d"), "--mirror", url]) == 0
+    assert "ready" in capsys.readouterr().out
+    assert (tmp_path / "d" / MNIST_FILES["test_labels"]).read_bytes() == blobs[
+        MNIST_FILES["test_labels"]
+    ]
+    (root / (MNIST_FILES["train_labels"] + ".gz")).unlink()
+    assert main(["data", "download", "mnist", "--to", str(tmp_path / "e"), "--mirror", url]) == 2
+    err = capsys.readouterr().err
+    assert "could not download train-labels-idx1-ubyte" in err and len(err.splitlines()) == 1

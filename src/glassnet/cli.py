@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     down = dsub.add_parser("download", help="download a data set into the user cache")
     down.add_argument("name", choices=["mnist"])
     down.add_argument("--to", metavar="DIR", help="destination (default: the user cache)")
+    down.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="base URL to fetch from instead of the public mirrors (repeatable)",
+    )
 
     pr = sub.add_parser("predict", help="predict with a saved run")
     pr.add_argument("run_dir", metavar="RUN_DIR")
@@ -345,9 +351,10 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from glassnet.data.images import download_mnist
+    from glassnet.data import images
 
-    where = download_mnist(args.to)
+    mirrors = [m if m.endswith("/") else m + "/" for m in (args.mirror or images.MNIST_MIRRORS)]
+    where = images.download_mnist(args.to, mirrors=mirrors, expected=images.MNIST_SHA256)
     print(f"MNIST is ready in {where}")
     return 0
 
