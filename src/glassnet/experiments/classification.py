@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import time
@@ -360,7 +361,7 @@ def _introspection_figures(run, module: torch.nn.Module, data: ImageData, pred) 
     from glassnet import introspection as insp
     from glassnet import plots
 
-    module = module.cpu().eval()
+    module = copy.deepcopy(module).cpu().eval()  # a CPU copy: the net itself stays put
     n_classes = len(data.classes)
     rng = np.random.default_rng(0)
     # A fixed, class-balanced handful of test digits for the per-digit pictures.

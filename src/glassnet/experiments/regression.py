@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -290,7 +291,7 @@ def _figures(run: RunWriter, net: Any, data: RegressionData, cfg: RegressionConf
         title="Learning curve of the final model",
     )
     run.figure("learning_curve.png", fig)
-    module = net.module_.cpu()
+    module = copy.deepcopy(net.module_).cpu()  # a CPU copy: the net itself stays put
     fig, _ = plots.plot_weight_histograms(layer_weights(module))
     run.figure("weight_histograms.png", fig)
     probes = torch.tensor(cfg.probe_x, dtype=torch.float32).reshape(-1, 1)
@@ -379,7 +380,7 @@ def _fold_figures(
         if in_gap.any() and (~in_gap).any():
             out["fold_std_in_gaps"] = float(band["std"][in_gap].mean())
             out["fold_std_elsewhere"] = float(band["std"][~in_gap].mean())
-    maps = activation_map(net.module_.cpu(), grid)
+    maps = activation_map(copy.deepcopy(net.module_).cpu(), grid)
     names = {k: f"hidden layer {i + 1}" for i, k in enumerate(maps)}
     fig, _ = plots.plot_activation_map({names[k]: v for k, v in maps.items()}, grid, gaps)
     run.figure("activation_map.png", fig)
