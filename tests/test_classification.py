@@ -160,3 +160,23 @@ def test_classify_bad_data_exits_2(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz" in err and not (tmp_path / "x").exists()
+
+
+def test_progress_reports_every_epoch(tmp_path, bars):
+    from glassnet.progress import Progress
+
+    class Recorder(Progress):
+        def __init__(self):
+            self.events = []
+
+        def start(self, total, desc):
+            self.events.append(("start", total))
+
+        def advance(self, n=1):
+            self.events.append(("advance", n))
+
+    rec = Recorder()
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=3, hidden=(8,), device="cpu")
+    run_classification(cfg, out=tmp_path / "p", progress=rec)
+    assert rec.events[0] == ("start", 3)
+    assert rec.events.count(("advance", 1)) == 3

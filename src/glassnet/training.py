@@ -150,14 +150,23 @@ class StopOnDivergence(Callback):
 
 
 class EpochProgress(Callback):
-    """Report epochs and finished fits to a Progress (shared across sklearn clones)."""
+    """Report epochs and finished fits to a Progress (shared across sklearn clones).
 
-    def __init__(self, progress: Progress | None = None, tick_fits: bool = True) -> None:
+    ``tick_fits``: one step per finished fit (searches); ``tick_epochs``: one step per epoch
+    (a single long training run).
+    """
+
+    def __init__(
+        self, progress: Progress | None = None, tick_fits: bool = True, tick_epochs: bool = False
+    ) -> None:
         self.progress = progress
         self.tick_fits = tick_fits
+        self.tick_epochs = tick_epochs
 
     def on_epoch_end(self, net, **kwargs) -> None:
         if self.progress is not None:
+            if self.tick_epochs:
+                self.progress.advance()
             self.progress.note(f"epoch {len(net.history)}/{net.max_epochs}")
 
     def on_train_end(self, net, **kwargs) -> None:

@@ -174,7 +174,7 @@ def make_classifier(
             ),
             ("best", BestWeights(budgets)),
             ("diverge", StopOnDivergence()),
-            ("progress", EpochProgress(progress, tick_fits=False)),
+            ("progress", EpochProgress(progress, tick_fits=False, tick_epochs=True)),
             *schedule,
         ],
         callbacks__print_log=PrintLog(sink=lambda *_: None),

@@ -46,6 +46,7 @@ def study_configs(
             grid_dropout=(0.1, 0.3),
             grid_epochs=(3, 6),
             max_train=4000,
+            batch_size=64,  # 3,200 training digits: small batches give enough steps
             seed=seed,
             device=device,
         )
@@ -55,6 +56,7 @@ def study_configs(
             dropout=0.25,
             epochs=10,
             max_train=4000,
+            batch_size=64,  # 3,200 training digits: small batches give enough steps
             seed=seed,
             device=device,
         )
