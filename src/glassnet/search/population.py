@@ -254,7 +254,13 @@ class _Population:
         activations, weights and momentum stay in cache from the forward pass to the update.
         """
         losses = []
-        for c0 in range(0, len(self.ids), chunk):
+        m = len(self.ids)
+        # Equal chunks (25 members: 13 + 12, not 16 + 9), rounded up to an even size so that
+        # both cores get the same share of every batched GEMM.
+        n_chunks = -(-m // chunk)
+        chunk = -(-m // n_chunks)
+        chunk += chunk % 2
+        for c0 in range(0, m, chunk):
             sl = slice(c0, c0 + chunk)
             losses.append(
                 self._step(sl, X[sl], y[sl], w[sl], None if active is None else active[sl], gen)
