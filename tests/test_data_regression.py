@@ -93,3 +93,20 @@ def test_reads_the_study_data():
     d = load_regression(data_dir=SHARED)
     assert len(d.x_train) == 100 and len(d.x_test) == 100 and not d.generated
     assert len(find_gaps(d.x_train)) == 2
+
+
+def test_read_inputs_for_predict(tmp_path):
+    from glassnet.data.regression import read_inputs
+
+    one = tmp_path / "x.csv"
+    one.write_text("x\n0.5\n-1e1\n")
+    np.testing.assert_array_equal(read_inputs(one), [0.5, -10.0])
+    two = tmp_path / "xy.csv"
+    two.write_text("input,label\n1,2\n3,4\n")
+    np.testing.assert_array_equal(read_inputs(two), [1.0, 3.0])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.5\nabc\n")
+    with pytest.raises(UserError, match="--input .*bad.csv, line 2: not a number"):
+        read_inputs(bad, "--input")
+    with pytest.raises(UserError, match="file not found"):
+        read_inputs(tmp_path / "none.csv")

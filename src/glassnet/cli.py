@@ -363,7 +363,7 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from glassnet.data.regression import read_xy_csv
+    from glassnet.data.regression import read_inputs
     from glassnet.experiments.regression import load_regression_model
     from glassnet.runs import read_json
 
@@ -377,7 +377,7 @@ def _predict(args: argparse.Namespace) -> int:
     if (args.x is None) == (args.input is None):
         raise UserError("give inputs with either --x X [X ...] or --input CSV")
     if args.input is not None:
-        xs = _read_inputs(Path(args.input), read_xy_csv)
+        xs = read_inputs(args.input, "--input")
     else:
         xs = np.asarray(args.x, dtype=np.float64)
     model = load_regression_model(run_dir)
@@ -409,31 +409,6 @@ def _predict_images(run_dir: Path, images: list[str]) -> int:
         k = int(p.argmax())
         print(f"{path},{classes[k]},{p[k]:.4f}," + ",".join(f"{v:.4f}" for v in p))
     return 0
-
-
-def _read_inputs(path: Path, read_xy_csv) -> np.ndarray:  # noqa: F821
-    """Read one numeric column (optional header) or an input,label CSV."""
-    import numpy as np
-
-    if not path.exists():
-        raise UserError(f"--input {path}: file not found")
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
-    if lines and "," in lines[-1]:
-        return read_xy_csv(path, "--input")[0]
-    values = []
-    for i, ln in enumerate(lines, start=1):
-        try:
-            values.append(float(ln))
-        except ValueError:
-            if i == 1:
-                continue  # a header line
-            raise UserError(f"--input {path}, line {i}: not a number: {ln!r}") from None
-    if not values:
-        raise UserError(f"--input {path}: no numbers found")
-    arr = np.asarray(values)
-    if not np.isfinite(arr).all():
-        raise UserError(f"--input {path}: NaN or infinite input")
-    return arr
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from glassnet.errors import UserError
 __all__ = [
     "RegressionData",
     "read_xy_csv",
+    "read_inputs",
     "generate_gapped",
     "true_function",
     "find_gaps",
@@ -80,6 +81,29 @@ def read_xy_csv(path: str | Path, option: str = "CSV") -> tuple[np.ndarray, np.n
         xs.append(x)
         ys.append(y)
     return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+
+
+def read_inputs(path: str | Path, option: str = "CSV") -> np.ndarray:
+    """Read inputs to predict: one numeric column (optional header) or an input,label CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{option} {path}: file not found")
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    if lines and "," in lines[-1]:
+        return read_xy_csv(path, option)[0]
+    values = []
+    for i, ln in enumerate(lines, start=1):
+        if not _is_number(ln):
+            if i == 1:
+                continue  # a header line
+            raise UserError(f"{option} {path}, line {i}: not a number: {ln!r}")
+        values.append(float(ln))
+    arr = np.asarray(values)
+    if arr.size == 0:
+        raise UserError(f"{option} {path}: no numbers found")
+    if not np.isfinite(arr).all():
+        raise UserError(f"{option} {path}: NaN or infinite input")
+    return arr
 
 
 def _is_number(s: str) -> bool:
