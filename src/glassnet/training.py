@@ -22,6 +22,7 @@ __all__ = [
     "GlassClassifier",
     "StopOnDivergence",
     "EpochProgress",
+    "BestWeights",
     "seed_everything",
     "choose_device",
     "check_device",
