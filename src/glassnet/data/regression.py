@@ -142,7 +142,7 @@ def generate_gapped(
         y_train,
         x_test,
         true_function(x_test),
-        source=f"generated: {n_train} noisy points of 0.05x^3+sin(1.5x)+2 (seed {seed})",
+        source=f"{n_train} noisy points of 0.05x^3+sin(1.5x)+2 with gaps, generated (seed {seed})",
         generated=True,
     )
 
