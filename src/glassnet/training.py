@@ -93,15 +93,10 @@ class InMemoryLoader:
         n = len(self.X)
         order = torch.randperm(n, device=self.X.device) if self.shuffle else None
         for start in range(0, n, self.batch_size):
-            if order is None:
-                sl = slice(start, start + self.batch_size)
-                xb = self.X[sl]
-                yb = None if self.y is None else self.y[sl]
-            else:
-                idx = order[start : start + self.batch_size]
-                xb = self.X[idx]
-                yb = None if self.y is None else self.y[idx]
-            yield xb, yb
+            idx = slice(start, start + self.batch_size)
+            if order is not None:
+                idx = order[idx]
+            yield self.X[idx], (None if self.y is None else self.y[idx])
 
 
 class ShiftAugmentLoader(InMemoryLoader):
@@ -111,16 +106,8 @@ class ShiftAugmentLoader(InMemoryLoader):
     background of standardised MNIST). One gather per batch, so it costs little next to a step.
     """
 
-    def __init__(
-        self,
-        dataset: Any,
-        batch_size: int = 128,
-        shuffle: bool = False,
-        device: str | None = None,
-        max_shift: int = 2,
-        **kw: Any,
-    ) -> None:
-        super().__init__(dataset, batch_size, shuffle, device, **kw)
+    def __init__(self, dataset: Any, *args: Any, max_shift: int = 2, **kw: Any) -> None:
+        super().__init__(dataset, *args, **kw)
         self.max_shift = max_shift
 
     def __iter__(self):

@@ -6,7 +6,7 @@ import copy
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -297,9 +297,7 @@ def _grid(cfg, n_classes, train, valid, progress):
     progress.start(len(pairs) * budgets[-1], f"grid search ({len(pairs)} runs)")
     rows, best, best_net = [], None, None
     for lr, dropout in pairs:
-        sub = ClassificationConfig(
-            **{**asdict(cfg), "lr": lr, "dropout": dropout, "epochs": budgets[-1]}
-        )
+        sub = replace(cfg, lr=lr, dropout=dropout, epochs=budgets[-1])
         net = make_classifier(sub, n_classes, valid, progress, budgets=budgets)
         net.fit(*train)
         snaps = dict(net.callbacks_)["best"].snapshots_

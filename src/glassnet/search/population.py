@@ -108,11 +108,7 @@ class _Spec:
                 f"optimizer {getattr(est.optimizer, '__name__', est.optimizer)}",
                 "only torch.optim.SGD",
             )
-        opt = {
-            k[len("optimizer__") :]: v
-            for k, v in est.get_params().items()
-            if k.startswith("optimizer__")
-        }
+        opt = est.get_params_for("optimizer")
         for name, ok in (("dampening", 0), ("nesterov", False), ("maximize", False)):
             if opt.get(name, ok) != ok:
                 refuse(f"optimizer__{name}={opt[name]!r}", f"only {name}={ok!r}")
@@ -158,6 +154,11 @@ class _Spec:
         if self.seed is not None:
             torch.manual_seed(self.seed)
         return MLP(self.in_features, self.hidden, self.out_features, self.activation, 0.0)
+
+    def blank_module(self) -> MLP:
+        """An MLP of the right shape to copy trained weights into (global RNG left untouched)."""
+        with torch.random.fork_rng(devices=[]):
+            return MLP(self.in_features, self.hidden, self.out_features, self.activation, 0.0)
 
     def shuffle_generator(self) -> torch.Generator:
         """Generator reproducing the net's batch order (seeded as SeededMixin does)."""
@@ -358,11 +359,9 @@ def train_members(
     spec = _Spec(estimator, set(params))
     X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
     y = np.asarray(y, dtype=np.float32)
-    s = search._settings(spec, params)
-    progress = progress or Progress()
-    progress.start(s["epochs"] * len(train_sets), f"{len(train_sets)} fold models")
-    out = search._train(spec, X, y, [s] * len(train_sets), train_sets, progress, keep_weights=True)
-    progress.close()
+    out = search._fit_subsets(
+        spec, params, X, y, train_sets, progress or Progress(), f"{len(train_sets)} fold models"
+    )
     return [None if out["diverged"][m] else out["modules"][m] for m in range(len(train_sets))]
 
 
@@ -546,7 +545,7 @@ class PopulationSearchCV(BaseEstimator):
                     if score_fold is not None:
                         scores[m] = score_fold(m, self._predictor(pop, r))
                     if keep_weights:
-                        finished_modules[m] = pop.module(r, spec.initial_module())
+                        finished_modules[m] = pop.module(r, spec.blank_module())
                 else:
                     keep.append(r)
             progress.advance(len(pop.ids))
@@ -603,12 +602,27 @@ class PopulationSearchCV(BaseEstimator):
 
         return predict
 
+    def _fit_subsets(self, spec: _Spec, params: dict, X, y, train_sets, progress, desc: str):
+        """Train one member per training subset, all with ``params``; keep their weights."""
+        s = self._settings(spec, params)
+        progress.start(s["epochs"] * len(train_sets), desc)
+        out = self._train(
+            spec, X, y, [s] * len(train_sets), train_sets, progress, keep_weights=True
+        )
+        progress.close()
+        return out
+
     def _refit(self, spec: _Spec, X, y, progress) -> Any:
         """Train the best candidate on all data (as one member) and hand it over as a skorch net."""
-        s = self._settings(spec, self.best_params_)
-        progress.start(s["epochs"], "refit on all training data")
-        out = self._train(spec, X, y, [s], [np.arange(len(y))], progress, keep_weights=True)
-        progress.close()
+        out = self._fit_subsets(
+            spec,
+            self.best_params_,
+            X,
+            y,
+            [np.arange(len(y))],
+            progress,
+            "refit on all training data",
+        )
         if out["diverged"][0]:
             raise DivergedError("the best candidate diverged when refit on all training data")
         net = clone(self.estimator).set_params(**self.best_params_)
