@@ -9,13 +9,14 @@ from PIL import Image
 
 from glassnet.cli import main
 from glassnet.data.images import load_idx_folder
+from glassnet.errors import UserError
 from glassnet.experiments.classification import (
     ClassificationConfig,
     load_classifier,
     run_classification,
 )
 from glassnet.preprocessing import image_to_mnist, to_inputs
-from glassnet.training import InMemoryLoader
+from glassnet.training import InMemoryLoader, ShiftAugmentLoader, check_precision
 
 from .test_data_images import make_idx_folder
 
@@ -36,6 +37,67 @@ def test_in_memory_loader_matches_dataloader_batches():
     torch.manual_seed(0)
     shuffled = torch.cat([b[1] for b in InMemoryLoader(Dataset(X, y), 4, shuffle=True)])
     assert sorted(shuffled.tolist()) == list(range(10)) and shuffled.tolist() != list(range(10))
+
+
+def test_shift_augment_loader_shifts_every_image_once():
+    from skorch.dataset import Dataset
+
+    rng = np.random.default_rng(0)
+    X = rng.random((37, 2, 6, 5), dtype=np.float32) + 1.0  # background (the minimum) below 1
+    X[0, 0, 0, 0] = 0.5
+    y = np.arange(37)
+    torch.manual_seed(0)
+    loader = ShiftAugmentLoader(Dataset(X, y), batch_size=8, shuffle=True, max_shift=2)
+    seen, shifts = [], set()
+    for xb, yb in loader:
+        assert xb.shape == (len(yb), 2, 6, 5)
+        for img, label in zip(xb.numpy(), yb.tolist()):
+            # the image is its source moved by some (dy, dx) in [-2, 2], the border filled
+            # with the set's minimum
+            padded = np.pad(X[label], ((0, 0), (2, 2), (2, 2)), constant_values=0.5)
+            hits = [
+                (dy, dx)
+                for dy in range(5)
+                for dx in range(5)
+                if np.array_equal(img, padded[:, dy : dy + 6, dx : dx + 5])
+            ]
+            assert hits, f"image {label} is not a shifted copy of its source"
+            shifts.add(hits[0])
+            seen.append(label)
+    assert sorted(seen) == list(range(37))  # every image once per epoch
+    assert len(shifts) > 5  # shifts are drawn per image
+    flat = ShiftAugmentLoader(Dataset(X.reshape(37, -1), y), batch_size=8, max_shift=2)
+    np.testing.assert_array_equal(next(iter(flat))[0].numpy(), X.reshape(37, -1)[:8])
+
+
+def test_bfloat16_training_learns_and_evaluates_in_float32(tmp_path, bars):
+    try:
+        check_precision("bfloat16", "cpu")
+    except UserError:
+        pytest.skip("this CPU has no native bfloat16")
+    cfg = ClassificationConfig(
+        model="lenet5",
+        data_dir=str(bars),
+        epochs=4,
+        batch_size=32,
+        dropout=0.0,
+        precision="bfloat16",
+        device="cpu",
+    )
+    res = run_classification(cfg, out=tmp_path / "run")
+    assert res.metrics["test_accuracy"] >= 0.9
+    X = torch.from_numpy(to_inputs(load_idx_folder(bars).x_test[:16]))
+    net = res.net
+    with torch.no_grad():
+        exact = net.module_(X)  # float32
+        evaluated = net.infer(X)  # eval mode: float32 too
+        net.module_.train()  # no dropout here, so train mode differs only by the precision
+        trained = net.infer(X)
+        net.module_.eval()
+    assert torch.equal(evaluated, exact)
+    assert trained.dtype == torch.float32  # the loss is computed in float32
+    assert not torch.equal(trained, exact)  # but the arithmetic was bfloat16
+    torch.testing.assert_close(trained, exact, rtol=0.05, atol=0.05)
 
 
 @pytest.mark.parametrize("model", ["mlp", "lenet5"])
@@ -142,6 +204,7 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
         (["--model", "resnet"], "--model must be one of"),
+        (["--precision", "float16"], "--precision must be one of float32, bfloat16"),
         (["--data-dir", "/nonexistent/dir"], "not a folder"),
     ],
 )

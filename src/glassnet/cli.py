@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="shift training images randomly by up to PIXELS (default 0: none)",
     )
     c.add_argument("--batch-size", type=_int, default=256)
+    c.add_argument(
+        "--precision",
+        default="float32",
+        help="float32 (default) or bfloat16: train with bfloat16 arithmetic where the CPU/GPU "
+        "has it natively (~1.4x faster LeNet-5 steps on AVX512-BF16); evaluation stays float32",
+    )
     c.add_argument("--val-fraction", type=_float, default=0.2)
     c.add_argument("--search", default="none", help="none or grid (mlp only)")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
@@ -276,6 +282,7 @@ def _classify(args: argparse.Namespace) -> int:
         lr_schedule=args.lr_schedule,
         augment=args.augment,
         batch_size=args.batch_size,
+        precision=args.precision,
         epochs=args.epochs if args.epochs is not None else (15 if lenet else 20),
         val_fraction=args.val_fraction,
         search=args.search,

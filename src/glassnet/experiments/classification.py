@@ -33,6 +33,7 @@ from glassnet.training import (
     ShiftAugmentLoader,
     StopOnDivergence,
     check_device,
+    check_precision,
     choose_device,
     seed_everything,
 )
@@ -64,6 +65,7 @@ class ClassificationConfig:
     augment: int = 0  # shift training images by up to this many pixels (0: the study's setup)
     lr_schedule: str = "cosine"  # cosine (anneal to 0 over the epochs) | none; grid uses none
     batch_size: int = 256  # big enough to keep the CPU busy, small enough to generalise well
+    precision: str = "float32"  # float32 | bfloat16 (training arithmetic; needs native bf16)
     val_fraction: float = 0.2  # the study's fixed, stratified 80/20 train/validation split
     search: str = "none"  # none | grid (grid: mlp only)
     grid_lr: tuple[float, ...] = (1e-3, 3e-4)
@@ -105,6 +107,7 @@ class ClassificationConfig:
         ]
         require(checks)
         check_device(self.device)
+        check_precision(self.precision, self.device)
 
 
 @dataclass
@@ -180,6 +183,7 @@ def make_classifier(
         callbacks__print_log=PrintLog(sink=lambda *_: None),
         device=device,
         random_state=cfg.seed,
+        precision=cfg.precision,
     )
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from glassnet.errors import DivergedError
 from glassnet.models import MLP
 from glassnet.progress import Progress
-from glassnet.training import EpochProgress, StopOnDivergence
+from glassnet.training import EpochProgress, StopOnDivergence, keep_freed_memory
 
 __all__ = ["PopulationSearchCV", "NotBatchableError", "BATCHABLE_PARAMS", "train_members"]
 
@@ -51,23 +51,6 @@ def _tanh(z: torch.Tensor) -> torch.Tensor:
 
 
 _ACTS = {"tanh": _tanh, "relu": torch.relu_, "sigmoid": torch.sigmoid_}
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to recycle large freed blocks instead of returning them to the kernel.
-
-    Each step allocates MB-sized temporaries; by default glibc serves those with fresh mmap()s
-    whose pages are zero-filled on first touch, which cost ~10% of an epoch here. A no-op
-    where glibc's mallopt is unavailable.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve blocks < 1 GiB from the heap
-        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of freed heap
-    except (OSError, AttributeError):
-        pass
 
 
 class NotBatchableError(ValueError):
@@ -416,7 +399,7 @@ class PopulationSearchCV(BaseEstimator):
     def fit(self, X, y) -> PopulationSearchCV:
         """Train every member, fill ``cv_results_``, pick the best and refit it on all data."""
         progress = self.progress or Progress()
-        _keep_freed_memory()
+        keep_freed_memory()
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float32)
         if self.n_iter is None:
