@@ -49,7 +49,7 @@ from glassnet.experiments.classification import (  # noqa: E402
 DROPOUT = {"mlp": 0.2, "lenet5": 0.25}
 # glassnet's settings per model (what the README recommends for each)
 GLASSNET = {
-    "mlp": {"batch_size": 256, "lr": 1e-3, "augment": 0, "precision": "float32"},
+    "mlp": {"batch_size": 256, "lr": 1e-3, "augment": 0, "precision": "bfloat16"},
     "lenet5": {"batch_size": 512, "lr": 3e-3, "augment": 2, "precision": "bfloat16"},
 }
 

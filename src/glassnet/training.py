@@ -257,10 +257,10 @@ class GlassRegressor(SeededMixin, NeuralNetRegressor):
 class GlassClassifier(SeededMixin, NeuralNetClassifier):
     """skorch classifier with a ``random_state`` and optional bfloat16 training.
 
-    ``precision="bfloat16"`` runs the training forward (and so its backward) under autocast:
-    convolutions and matrix products in bfloat16, weights, optimizer and loss in float32.
-    Validation and prediction always run in float32, so reported accuracies and ``predict``
-    do not depend on it.
+    ``precision="bfloat16"`` runs every forward pass of ``fit`` (training and the per-epoch
+    validation that picks the best epoch) under autocast: convolutions and matrix products in
+    bfloat16; weights, optimizer and loss stay float32. ``predict``/``predict_proba`` after the
+    fit, and so the test accuracy, always run in float32.
     """
 
     def __init__(
@@ -278,13 +278,19 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
         keep_freed_memory()
         return super().fit(X, y, **fit_params)
 
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        self._fitting = True  # fit() goes through here too
+        try:
+            return super().partial_fit(X, y, classes, **fit_params)
+        finally:
+            self._fitting = False
+
     def infer(self, x, **fit_params):
-        if self.precision == "float32" or not self.module_.training:
+        if self.precision == "float32" or not getattr(self, "_fitting", False):
             return super().infer(x, **fit_params)
-        device_type = torch.device(self.device).type
-        with torch.autocast(device_type, dtype=torch.bfloat16):
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
             y = super().infer(x, **fit_params)
-        return y.float()  # the loss in float32
+        return y.float()  # the loss and the scores in float32
 
 
 class BestWeights(Callback):
