@@ -85,6 +85,7 @@ def test_bfloat16_training_learns_and_evaluates_in_float32(tmp_path, bars):
     )
     res = run_classification(cfg, out=tmp_path / "run")
     assert res.metrics["test_accuracy"] >= 0.9
+    assert res.metrics["precision"] == "bfloat16"
     X = torch.from_numpy(to_inputs(load_idx_folder(bars).x_test[:16]))
     net = res.net
     with torch.no_grad():

@@ -315,7 +315,9 @@ def _classify_summary(m: dict, run_dir: Path) -> str:
     conf = ", ".join(f"{c['true']}->{c['predicted']} ({c['count']})" for c in top)
     lines.append(f"  confused   {conf or 'none'}")
     lines.append(
-        f"  time       {m['seconds']:.1f} s ({m['seconds_per_epoch']:.2f} s/epoch, {m['device']})"
+        f"  time       {m['seconds']:.1f} s ({m['seconds_per_epoch']:.2f} s/epoch, {m['device']}"
+        + (", bfloat16 training" if m.get("precision") == "bfloat16" else "")
+        + ")"
     )
     lines.append(f"  run folder {run_dir}")
     return "\n".join(lines)

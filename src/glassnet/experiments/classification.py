@@ -249,6 +249,7 @@ def run_classification(
             "best_epoch": int(cb.best_epoch_),
             "epochs_run": len(net.history),
             "best_params": best,
+            "precision": cfg.precision,  # of the fit; the test was scored in float32
             "confusion_matrix": cm,
             "per_class": {
                 data.classes[i]: {
