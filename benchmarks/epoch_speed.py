@@ -184,6 +184,7 @@ def main() -> None:
                 target=_worker, args=(there, kind, model, data_path, args.epochs, settings)
             )
             proc.start()
+            there.close()  # so that a crashed worker ends our recv() with EOFError, not a hang
             conns[kind], procs = here, [*procs, proc]
         for conn in conns.values():  # wait until every pipeline has loaded its data
             _, source, n_tr, n_val, threads = conn.recv()

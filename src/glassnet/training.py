@@ -79,7 +79,8 @@ def check_precision(precision: str, device: str = "auto") -> None:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision}")
     if precision == "float32":
         return
-    if choose_device(device).startswith("cuda"):
+    device = choose_device(device)
+    if device.startswith("cuda"):
         native = torch.cuda.is_bf16_supported()
     else:
         try:  # oneDNN's own check for AVX512-BF16 / AMX (private, hence the guard)
@@ -88,7 +89,7 @@ def check_precision(precision: str, device: str = "auto") -> None:
             native = False
     if not native:
         raise UserError(
-            f"--precision bfloat16: this {choose_device(device)} has no native bfloat16 "
+            f"--precision bfloat16: this {device} has no native bfloat16 "
             "arithmetic (needs AVX512-BF16/AMX or a recent GPU); use --precision float32"
         )
 
@@ -274,11 +275,8 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
         self.random_state = random_state
         self.precision = precision
 
-    def fit(self, X, y=None, **fit_params):
-        keep_freed_memory()
-        return super().fit(X, y, **fit_params)
-
     def partial_fit(self, X, y=None, classes=None, **fit_params):
+        keep_freed_memory()
         self._fitting = True  # fit() goes through here too
         try:
             return super().partial_fit(X, y, classes, **fit_params)
