@@ -48,9 +48,8 @@ def test_cli_end_to_end_and_predict(tmp_path, small_csvs, capsys):
             "2",
             "--cv",
             "2",
-            "--epoch-choices",
-            "10",
-            "20",
+            "--max-epochs",
+            "40",
             "--quiet",
             "--device",
             "cpu",
@@ -65,8 +64,12 @@ def test_cli_end_to_end_and_predict(tmp_path, small_csvs, capsys):
     m = json.loads((out / "metrics.json").read_text())
     for key in ("train_mse", "test_mse", "cv_mse", "best_params", "seconds"):
         assert key in m
-    assert m["n_candidates"] == 2
-    assert len(json.loads((out / "history.json").read_text())) == m["best_params"]["max_epochs"]
+    assert m["n_candidates"] == 2 and m["search"] == "ensemble"
+    assert m["ensemble_members"] == 2  # one model per fold
+    history = json.loads((out / "history.json").read_text())  # the best candidate's curves
+    assert [h["epoch"] for h in history] == list(range(10, history[-1]["epoch"] + 1, 10))
+    assert m["best_params"]["max_epochs"] in [h["epoch"] for h in history]
+    assert min(h["valid_loss"] for h in history) == pytest.approx(m["cv_mse"])
     assert (out / "cv_results.csv").read_text().count("\n") == 3  # header + 2 candidates
     # No leftover temporary folder beside the run.
     assert [p.name for p in tmp_path.iterdir() if ".partial" in p.name] == []
@@ -157,9 +160,16 @@ def test_estimator_works_in_plain_gridsearchcv(fast_cfg):
         (["--cv", "1"], "--cv must be >= 2"),
         (["--search", "bayes"], "--search must be one of"),
         (
-            ["--activation", "gelu", "--epoch-choices", "5"],
+            ["--activation", "gelu", "--search", "population", "--epoch-choices", "5"],
             "--search population: PopulationSearchCV cannot batch activation 'gelu'",
         ),
+        (
+            ["--activation", "gelu"],
+            "--search ensemble: EnsembleSearchCV cannot batch activation 'gelu'",
+        ),
+        (["--n-jobs", "2"], "--n-jobs 2: only --search random and grid run fits in parallel"),
+        (["--folds", "random"], "--folds must be one of blocked, shuffled"),
+        (["--max-epochs", "0"], "--max-epochs must be >= 1"),
         (
             ["--train", "missing.csv", "--test", "missing.csv"],
             "--train missing.csv: file not found",
@@ -204,12 +214,12 @@ def test_bad_csv_through_cli(tmp_path, capsys, small_csvs):
 
 
 def test_crash_leaves_no_finished_looking_folder(tmp_path, fast_cfg, monkeypatch):
-    import glassnet.plots as plots
+    import glassnet.plots.regression_run as figures
 
     def boom(*a, **k):
         raise RuntimeError("simulated crash while drawing")
 
-    monkeypatch.setattr(plots, "plot_learning_curve", boom)
+    monkeypatch.setattr(figures, "plot_learning_curve", boom)
     with pytest.raises(RuntimeError):
         run_regression(replace(fast_cfg, search="none"), out=tmp_path / "crashed")
     assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.suffix == ".csv"]

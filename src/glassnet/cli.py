@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glassnet.errors import UserError
+from glassnet.models import ACTIVATIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -34,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("regression", help="the study's 1-D regression experiment")
+    r = sub.add_parser(
+        "regression",
+        help="the study's 1-D regression experiment",
+        description="Defaults are RegressionConfig's (glassnet.estimators); an option left out "
+        "keeps its default.",
+    )
     d = r.add_argument_group("data")
     d.add_argument("--train", metavar="CSV", help="training CSV (header input,label)")
     d.add_argument("--test", metavar="CSV", help="test CSV (header input,label)")
@@ -46,39 +52,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m = r.add_argument_group("model")
     m.add_argument(
-        "--hidden",
-        type=_int,
-        nargs="+",
-        default=[512, 256],
-        metavar="W",
-        help="hidden layer widths (default: 512 256)",
+        "--hidden", type=_int, nargs="+", metavar="W", help="hidden layer widths (default: 512 256)"
     )
-    m.add_argument("--activation", default="tanh", help="tanh, relu, sigmoid or gelu")
+    m.add_argument("--activation", help=f"{', '.join(ACTIVATIONS)} (default: tanh)")
     s = r.add_argument_group("search and training")
     s.add_argument(
         "--search",
-        default="population",
-        help="population (default: the random search's candidates, trained all at "
-        "once), random (RandomizedSearchCV), grid or none",
+        help="ensemble (default: candidates x folds trained together, epochs chosen by fold "
+        "loss, the model the mean of the best candidate's fold models); population (the "
+        "study's random search, all fits at once, best refit); random (the study's pipeline: "
+        "skorch + RandomizedSearchCV); grid; none (one fit with --lr --momentum --epochs "
+        "--weight-decay)",
     )
-    s.add_argument("--n-iter", type=_int, default=20, help="random-search candidates")
+    s.add_argument("--n-iter", type=_int, help="random candidates (default: 20)")
+    s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5)")
+    s.add_argument(
+        "--folds",
+        help="ensemble search: folds of neighbouring points (blocked, default) or shuffled",
+    )
+    s.add_argument(
+        "--max-epochs", type=_int, help="ensemble search: epoch cap per candidate (default 1000)"
+    )
+    s.add_argument(
+        "--patience",
+        type=_int,
+        help="ensemble search: stop a candidate after this many fold-loss reads (every 10 "
+        "epochs) without improvement (default: 30)",
+    )
     s.add_argument(
         "--epoch-choices",
         type=_int,
         nargs="+",
-        default=[100, 250, 500, 1000],
         metavar="E",
-        help="epoch counts the random search draws from",
+        help="epoch counts the population/random search draws from (default: 100 250 500 1000)",
     )
-    s.add_argument("--cv", type=_int, default=5, help="cross-validation folds")
-    s.add_argument("--lr", type=_float, default=0.01, help="learning rate (--search none)")
-    s.add_argument("--momentum", type=_float, default=0.9, help="SGD momentum (--search none)")
-    s.add_argument("--epochs", type=_int, default=1000, help="epochs (--search none)")
+    s.add_argument("--lr", type=_float, help="learning rate (--search none; default 0.01)")
+    s.add_argument("--momentum", type=_float, help="SGD momentum (--search none; default 0.9)")
+    s.add_argument("--epochs", type=_int, help="epochs (--search none; default 1000)")
     s.add_argument(
-        "--weight-decay", type=_float, default=0.001, help="L2 weight decay (--search none)"
+        "--weight-decay", type=_float, help="L2 weight decay (--search none; default 0.001)"
     )
-    s.add_argument("--batch-size", type=_int, default=128)
-    s.add_argument("--n-jobs", type=_int, default=1, help="parallel search fits")
+    s.add_argument("--batch-size", type=_int, help="default: 128 (full batch for 100 points)")
+    s.add_argument(
+        "--n-jobs", type=_int, help="parallel fits, --search random or grid only (default: 1)"
+    )
     _common(r)
 
     c = sub.add_parser("classify", help="MNIST-style image classification (mlp or lenet5)")
@@ -217,28 +234,16 @@ def _progress(args: argparse.Namespace):
 
 
 def _regression(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from glassnet.experiments.regression import RegressionConfig, run_regression
 
-    cfg = RegressionConfig(
-        train=args.train,
-        test=args.test,
-        data_dir=args.data_dir,
-        hidden=tuple(args.hidden),
-        activation=args.activation,
-        search=args.search,
-        n_iter=args.n_iter,
-        cv=args.cv,
-        lr=args.lr,
-        momentum=args.momentum,
-        epochs=args.epochs,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        epoch_choices=tuple(args.epoch_choices),
-        seed=args.seed,
-        n_jobs=args.n_jobs,
-        device=args.device,
-    )
-    result = run_regression(cfg, out=args.out, progress=_progress(args))
+    given = {}
+    for f in fields(RegressionConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:  # left out: the config's default applies
+            given[f.name] = tuple(value) if isinstance(value, list) else value
+    result = run_regression(RegressionConfig(**given), out=args.out, progress=_progress(args))
     print(_regression_summary(result.metrics, result.run_dir))
     return 0
 
@@ -258,8 +263,21 @@ def _regression_summary(m: dict, run_dir: Path) -> str:
             f"  CV MSE     {m['cv_mse']:.4f}  ({m['n_candidates']} candidates, "
             f"{m['n_failed']} failed/diverged)"
         )
+    if "ensemble_members" in m:
+        lines.append(
+            f"  model      mean of {m['ensemble_members']} fold models at epoch {m['epochs_run']}"
+        )
     lines.append(f"  train MSE  {m['train_mse']:.4f}")
     lines.append(f"  test MSE   {m['test_mse']:.4f}  (test set used once, after the search)")
+    lines.append(
+        f"  baseline   Gaussian process test MSE {m['baseline_gp_test_mse']:.4f}"
+        f"  (ratio {m['test_mse'] / m['baseline_gp_test_mse']:.2f})"
+    )
+    if "band_coverage" in m:
+        lines.append(
+            f"  band       {m['band_coverage']:.0%} of test points within mean +- 2 std "
+            f"(Gaussian process: {m['baseline_gp_band_coverage']:.0%})"
+        )
     lines.append(f"  time       {m['seconds']:.1f} s")
     lines.append(f"  run folder {run_dir}")
     return "\n".join(lines)
@@ -343,16 +361,16 @@ def _reproduce(args: argparse.Namespace) -> int:
         args.data_dir, args.quick, args.out, args.seed, args.device, _progress(args), log
     )
     m = res.metrics
-    r, d, c = m["regression"], m["mlp"], m["lenet5"]
+    r, rs, d, c = m["regression"], m["regression-study-pipeline"], m["mlp"], m["lenet5"]
     print("\nglassnet reproduce: done" + (" (quick)" if args.quick else ""))
     for note in {n for x in (d, c) for n in x.get("notes", [])}:
         print(f"  note        {note}")
     if r.get("generated_data"):
         print("  note        regression used generated data (no data folder given)")
-    print(
-        f"  regression  train MSE {r['train_mse']:.3f} / test MSE {r['test_mse']:.3f}"
-        "   (study: 0.187 / 0.110)"
-    )
+    print("  regression  train MSE / test MSE       (the study's own numbers: 0.187 / 0.110)")
+    for label, x in (("glassnet default", r), ("study's pipeline", rs)):
+        print(f"    {label:<18} {x['train_mse']:.3f} / {x['test_mse']:.3f}")
+    print(f"    {'Gaussian process':<18} -     / {r['baseline_gp_test_mse']:.3f}  (baseline)")
     print(f"  dense net   test accuracy {d['test_accuracy']:.2%}   (study: 96.39%)")
     print(f"  LeNet-5     test accuracy {c['test_accuracy']:.2%}   (study: 99.12%)")
     print(f"  time        {res.seconds:.0f} s")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLP", "LeNet5", "ACTIVATIONS", "kaiming_init"]
+__all__ = ["MLP", "LeNet5", "RegressionEnsemble", "ACTIVATIONS", "kaiming_init"]
 
 # Names accepted for ``activation``; the module class is instantiated once per hidden layer.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -58,6 +58,46 @@ class MLP(nn.Module):
     def linear_layers(self) -> list[nn.Linear]:
         """Return the Linear layers from input to output."""
         return [m for m in self.net if isinstance(m, nn.Linear)]
+
+
+class RegressionEnsemble(nn.Module):
+    """The mean of several MLPs, in the data's own units.
+
+    Members see standardised inputs and targets: ``x_s = (x - x_mean) / x_scale`` in,
+    ``y = y_s * y_scale + y_mean`` out. The scaling lives in buffers, so it is saved and loaded
+    with the weights (``state_dict``) and can never be lost between training and ``predict``.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[MLP],
+        x_mean: float = 0.0,
+        x_scale: float = 1.0,
+        y_mean: float = 0.0,
+        y_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        if not (x_scale > 0 and y_scale > 0):
+            raise ValueError(f"scales must be > 0, got x_scale={x_scale}, y_scale={y_scale}")
+        self.members = nn.ModuleList(members)
+        for name, v in (
+            ("x_mean", x_mean),
+            ("x_scale", x_scale),
+            ("y_mean", y_mean),
+            ("y_scale", y_scale),
+        ):
+            self.register_buffer(name, torch.tensor(float(v), dtype=torch.float32))
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's prediction in data units: (members, batch, out)."""
+        xs = (x.reshape(x.shape[0], -1) - self.x_mean) / self.x_scale  # (batch, in)
+        out = torch.stack([m(xs) for m in self.members])  # (members, batch, out), standardised
+        return out * self.y_scale + self.y_mean
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member_outputs(x).mean(0)  # (batch, out): the ensemble's prediction
 
 
 class LeNet5(nn.Module):

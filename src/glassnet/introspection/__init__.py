@@ -4,7 +4,7 @@
 - activations: outputs of chosen layers (forward hooks, always removed)
 - conv: convolution kernels and feature maps
 - receptive: weight products, input gradients, Integrated Gradients, SmoothGrad
-- regression: fold-model spread and hidden activations over the input range
+- regression: ensemble spread and its coverage, hidden activations over the input range
 """
 
 from glassnet.introspection.activations import hidden_activation_layers, layer_activations
@@ -16,7 +16,13 @@ from glassnet.introspection.receptive import (
     SmoothGrad,
     weight_product,
 )
-from glassnet.introspection.regression import activation_map, fold_band
+from glassnet.introspection.regression import (
+    activation_map,
+    band_coverage,
+    first_member,
+    fold_band,
+    spread_inside_gaps,
+)
 from glassnet.introspection.weights import LayerWeights, layer_weights
 
 __all__ = [
@@ -26,6 +32,8 @@ __all__ = [
     "LayerWeights",
     "SmoothGrad",
     "activation_map",
+    "band_coverage",
+    "first_member",
     "conv_kernels",
     "conv_layers",
     "feature_maps",
@@ -33,5 +41,6 @@ __all__ = [
     "hidden_activation_layers",
     "layer_activations",
     "layer_weights",
+    "spread_inside_gaps",
     "weight_product",
 ]

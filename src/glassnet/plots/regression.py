@@ -27,6 +27,7 @@ def plot_regression_fit(
     gaps: Sequence[tuple[float, float]] = (),
     band: tuple[np.ndarray, np.ndarray] | None = None,
     title: str = "Data and fitted curve",
+    band_label: str = "CV fold spread",
 ):
     """Training and test points, the fitted curve, gaps in the training data shaded."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -35,9 +36,7 @@ def plot_regression_fit(
             lo, hi, color=STYLE["gap"], alpha=0.5, label="gap in training data" if i == 0 else None
         )
     if band is not None:
-        ax.fill_between(
-            x_curve, band[0], band[1], color=STYLE["fit"], alpha=0.2, label="CV fold spread"
-        )
+        ax.fill_between(x_curve, band[0], band[1], color=STYLE["fit"], alpha=0.2, label=band_label)
     ax.scatter(x_train, y_train, s=14, color=STYLE["train"], label=f"train ({len(x_train)})")
     ax.scatter(x_test, y_test, s=14, marker="x", color=STYLE["test"], label=f"test ({len(x_test)})")
     ax.plot(x_curve, y_curve, color=STYLE["fit"], lw=2, label="fitted net")
@@ -52,12 +51,15 @@ def plot_learning_curve(
     ylabel: str = "MSE loss",
     logy: bool = True,
     title: str = "Learning curve",
+    epochs: Sequence[int] | None = None,
 ):
-    """One line per named per-epoch series (e.g. train and validation loss)."""
+    """One line per named series (e.g. train and validation loss), one value per epoch, or one
+    per entry of ``epochs`` when the series were read every few epochs."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in curves.items():
         v = np.asarray(values, dtype=float)
-        ax.plot(np.arange(1, len(v) + 1), v, lw=1.5, label=name)
+        x = np.arange(1, len(v) + 1) if epochs is None else np.asarray(epochs)
+        ax.plot(x, v, lw=1.5, label=name)
     if logy:
         ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)

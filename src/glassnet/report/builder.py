@@ -94,9 +94,14 @@ def _run_key(cfg: dict) -> str:
     return cfg.get("model", "regression") if cfg.get("kind") == "classification" else "regression"
 
 
-def _comparison(key: str, m: dict, study: dict | None) -> str:
+def _comparison(key: str, m: dict, study: dict | None, same_data: bool = True) -> str:
     if not study or key not in study:
         return ""
+    if not same_data:
+        return (
+            "<h3>Compared with the study</h3><p class='note'>Not compared: this run used "
+            "other data than the study's (see Data), so its numbers are not comparable.</p>"
+        )
     rows = []
     for metric, theirs in study[key].items():
         ours = m.get(metric)
@@ -118,12 +123,55 @@ def _comparison(key: str, m: dict, study: dict | None) -> str:
     )
 
 
+def _regression_title(cfg: dict) -> str:
+    widths = "-".join(str(h) for h in cfg.get("hidden", (512, 256)))
+    how = {
+        "ensemble": "mean of fold models (glassnet's default)",
+        "population": "the study's random search, one refit net",
+        "random": "the study's random search, one refit net",
+        "grid": "grid search, one refit net",
+        "none": "one net, fixed settings",
+    }.get(cfg.get("search", ""), cfg.get("search", ""))
+    return f"Regression: MLP 1-{widths}-1, {cfg.get('activation', 'tanh')}; {how}"
+
+
+# Regression settings that only some searches use; the others always apply.
+_ONLY_FOR = {
+    "lr": {"none"},
+    "momentum": {"none"},
+    "epochs": {"none"},
+    "weight_decay": {"none"},
+    "n_iter": {"ensemble", "population", "random"},
+    "cv": {"ensemble", "population", "random", "grid"},
+    "folds": {"ensemble"},
+    "max_epochs": {"ensemble"},
+    "patience": {"ensemble"},
+    "epoch_choices": {"population", "random", "grid"},
+    "n_jobs": {"random", "grid"},
+}
+
+
+def _applied(cfg: dict) -> set[str]:
+    """The configuration keys that applied to this run (a search ignores the others)."""
+    search = cfg.get("search")
+    return {k for k in cfg if k not in _ONLY_FOR or search in _ONLY_FOR[k]}
+
+
+def _other_data(key: str, m: dict) -> bool:
+    """True when a run's data differ from the study's (generated, or a sample of MNIST)."""
+    if key == "regression":
+        return bool(m.get("generated_data"))
+    d = m.get("data", {})
+    used = d.get("n_fit", 0) + d.get("n_val", 0)
+    return d.get("kind") == "embedded-sample" or used < d.get("n_train", used)
+
+
 def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     cfg = _read(run, "config.json")
     m = _read(run, "metrics.json")
     key = _run_key(cfg)
     title = {
-        "regression": "Regression: MLP 1-512-256-1 on noisy 1-D data",
+        "regression": _regression_title(cfg),
         "mlp": "MNIST: dense net",
         "lenet5": "MNIST: LeNet-5",
     }.get(key, key)
@@ -151,6 +199,15 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
             ("train MSE", m.get("train_mse")),
             ("test MSE", m.get("test_mse")),
         ]
+        if "baseline_gp_test_mse" in m:
+            headline.append(("Gaussian process test MSE (baseline)", m["baseline_gp_test_mse"]))
+        if "band_coverage" in m:
+            headline.append(
+                (
+                    "test points within mean +- 2 std: fold models / Gaussian process",
+                    f"{m['band_coverage']:.0%} / {m['baseline_gp_band_coverage']:.0%}",
+                )
+            )
         if "fold_std_in_gaps" in m:
             headline.append(
                 (
@@ -188,9 +245,9 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
         + _table(data_rows)
         + "<h3>Results</h3>"
         + _table(headline)
-        + _comparison(key, m, study)
+        + _comparison(key, m, study, same_data=not _other_data(key, m))
         + "</div><div><h3>Configuration</h3>"
-        + _table([(k, v) for k, v in cfg.items() if v is not None])
+        + _table([(k, v) for k, v in cfg.items() if v is not None and k in _applied(cfg)])
         + "</div></div>"
     )
     for name, label in (

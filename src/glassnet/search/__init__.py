@@ -1,10 +1,13 @@
 """Hyperparameter search: default spaces and the wiring of scikit-learn searches."""
 
-from glassnet.search.cv import make_search, search_summary
+from glassnet.search.cv import BlockedKFold, make_search, search_summary
+from glassnet.search.ensemble import EnsembleSearchCV
 from glassnet.search.population import NotBatchableError, PopulationSearchCV
 from glassnet.search.spaces import regression_distributions, regression_grid
 
 __all__ = [
+    "BlockedKFold",
+    "EnsembleSearchCV",
     "NotBatchableError",
     "PopulationSearchCV",
     "make_search",

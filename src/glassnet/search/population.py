@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,13 @@ from glassnet.models import MLP
 from glassnet.progress import Progress
 from glassnet.training import EpochProgress, StopOnDivergence, keep_freed_memory
 
-__all__ = ["PopulationSearchCV", "NotBatchableError", "BATCHABLE_PARAMS", "train_members"]
+__all__ = [
+    "PopulationSearchCV",
+    "NotBatchableError",
+    "BATCHABLE_PARAMS",
+    "train_members",
+    "epoch_batches",
+]
 
 # Parameters that may differ between members; anything else must be the same for all.
 BATCHABLE_PARAMS = (
@@ -165,19 +171,42 @@ class _Population:
     """Stacked state of the members still training: weights, momentum buffers, settings."""
 
     def __init__(
-        self, init: MLP, settings: list[dict[str, float]], device: torch.device, activation: str
+        self,
+        init: MLP | Sequence[MLP],
+        settings: list[dict[str, float]],
+        device: torch.device,
+        activation: str,
+        layer_lr: Sequence[float] | None = None,
     ) -> None:
-        layers = init.linear_layers()
         m = len(settings)
         self.act = _ACTS[activation]
         self.activation = activation
         # Weights stored (member, fan_out, fan_in) as nn.Linear stores them; of the two layouts
         # it gives the faster batched GEMMs for the forward, weight-gradient and input-gradient
         # products here (measured ~8% on the 512x256 layer).
-        self.W = [lin.weight.detach().to(device).expand(m, -1, -1).clone() for lin in layers]
-        self.b = [
-            lin.bias.detach().to(device)[None, None, :].expand(m, 1, -1).clone() for lin in layers
-        ]
+        if isinstance(init, MLP):  # every member starts from the same weights
+            layers = init.linear_layers()
+            self.W = [lin.weight.detach().to(device).expand(m, -1, -1).clone() for lin in layers]
+            self.b = [
+                lin.bias.detach().to(device)[None, None, :].expand(m, 1, -1).clone()
+                for lin in layers
+            ]
+        else:  # one initial module per member
+            if len(init) != m:
+                raise ValueError(f"{len(init)} initial modules for {m} members")
+            per_member = [mod.linear_layers() for mod in init]
+            self.W = [
+                torch.stack([ls[i].weight.detach() for ls in per_member]).to(device)
+                for i in range(len(per_member[0]))
+            ]  # (member, fan_out, fan_in) per layer
+            self.b = [
+                torch.stack([ls[i].bias.detach() for ls in per_member])[:, None, :].to(device)
+                for i in range(len(per_member[0]))
+            ]  # (member, 1, fan_out) per layer
+        # SGD parameter groups: layer i steps with lr * layer_lr[i] (None: one lr for all).
+        if layer_lr is not None and len(layer_lr) != len(self.W):
+            raise ValueError(f"layer_lr has {len(layer_lr)} entries for {len(self.W)} layers")
+        self.layer_lr = None if layer_lr is None else [float(f) for f in layer_lr]
         self.bufW = [torch.zeros_like(w) for w in self.W]
         self.bufb = [torch.zeros_like(b) for b in self.b]
 
@@ -285,10 +314,11 @@ class _Population:
             else:
                 bufW.baddbmm_(dz.transpose(1, 2), inputs[i])  # (member, fan_out, fan_in)
             bufW.addcmul_(W, wd)
-            W.addcmul_(bufW, lr, value=-1.0)
+            lr_i = lr if self.layer_lr is None else lr * self.layer_lr[i]
+            W.addcmul_(bufW, lr_i, value=-1.0)
             b, bufb = self.b[i][sl], self.bufb[i][sl]
             bufb.mul_(mom).add_(dz.sum(dim=1, keepdim=True)).addcmul_(b, wd)
-            b.addcmul_(bufb, lr, value=-1.0)
+            b.addcmul_(bufb, lr_i, value=-1.0)
             if i > 0:
                 if masks[i - 1] is not None:
                     da.mul_(masks[i - 1])
@@ -315,6 +345,21 @@ class _Population:
                     a = self.act(a)
             out.append(a)
         return out
+
+    @torch.no_grad()
+    def losses(self, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Weighted squared error of every member on its own rows: (member,).
+
+        X (member, rows, in), y (member, rows, out), w (member, rows, 1) summing to 1 per member
+        (0 on padding), so each member gets the MSE over its real rows. No dropout.
+        """
+        out = self.forward(X, False)[0]  # (member, rows, out)
+        return ((out - y) ** 2 * w).sum(dim=(1, 2))
+
+    def snapshot(self, rows: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Copies of the weights and biases of the members at ``rows``, layer by layer."""
+        idx = torch.tensor(rows, dtype=torch.long, device=self.W[0].device)
+        return [(W.index_select(0, idx), b.index_select(0, idx)) for W, b in zip(self.W, self.b)]
 
     def module(self, row: int, template: MLP) -> MLP:
         """Copy the weights of the member at ``row`` into ``template`` and return it."""
@@ -346,6 +391,37 @@ def train_members(
         spec, params, X, y, train_sets, progress or Progress(), f"{len(train_sets)} fold models"
     )
     return [None if out["diverged"][m] else out["modules"][m] for m in range(len(train_sets))]
+
+
+def epoch_batches(ids, sizes, train_idx, n_max, bs, shuffle, gen, Xt, yt) -> list:
+    """One epoch's mini-batches for the members ``ids``: (X, y, weights, active, count).
+
+    Every member with the same training size sees the permutation its own skorch net would
+    draw this epoch (one generator, seeded like the net). Shorter training sets are padded
+    at the end; padded rows carry weight 0, and a member with no rows left in a batch is
+    marked inactive so that it does not step.
+    """
+    perms = {}
+    for n in sorted({sizes[m] for m in ids}):
+        perms[n] = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
+    order = torch.zeros((len(ids), n_max), dtype=torch.long)
+    valid = torch.zeros((len(ids), n_max), dtype=torch.float32)
+    for r, m in enumerate(ids):
+        n = sizes[m]
+        order[r, :n] = train_idx[m][perms[n]]
+        valid[r, :n] = 1.0
+    order, valid = order.to(Xt.device), valid.to(Xt.device)
+    out = []
+    for start in range(0, n_max, bs):
+        idx = order[:, start : start + bs]  # (member, batch)
+        msk = valid[:, start : start + bs]  # (member, batch)
+        count = msk.sum(1)  # (member,)
+        w = (msk / count.clamp_min(1.0)[:, None])[:, :, None]  # (member, batch, 1)
+        active = None
+        if bool((count == 0).any()):  # some members ran out of batches this epoch
+            active = (count > 0).to(torch.float32)[:, None, None]
+        out.append((Xt[idx], yt[idx], w, active, count))
+    return out
 
 
 class _MemberPredictor(RegressorMixin, BaseEstimator):
@@ -510,7 +586,7 @@ class PopulationSearchCV(BaseEstimator):
         while pop.ids:
             epoch += 1
             if batches is None or not full_batch:
-                batches = self._batches(
+                batches = epoch_batches(
                     pop.ids, sizes, train_idx, n_max, bs, spec.shuffle, gen, Xt, yt
                 )
             ep_loss = torch.zeros(len(pop.ids), device=dev)
@@ -543,37 +619,6 @@ class PopulationSearchCV(BaseEstimator):
             "histories": histories,
             "modules": finished_modules,
         }
-
-    @staticmethod
-    def _batches(ids, sizes, train_idx, n_max, bs, shuffle, gen, Xt, yt) -> list:
-        """One epoch's mini-batches for the members ``ids``: (X, y, weights, active, count).
-
-        Every member with the same training size sees the permutation its own skorch net would
-        draw this epoch (one generator, seeded like the net). Shorter training sets are padded
-        at the end; padded rows carry weight 0, and a member with no rows left in a batch is
-        marked inactive so that it does not step.
-        """
-        perms = {}
-        for n in sorted({sizes[m] for m in ids}):
-            perms[n] = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
-        order = torch.zeros((len(ids), n_max), dtype=torch.long)
-        valid = torch.zeros((len(ids), n_max), dtype=torch.float32)
-        for r, m in enumerate(ids):
-            n = sizes[m]
-            order[r, :n] = train_idx[m][perms[n]]
-            valid[r, :n] = 1.0
-        order, valid = order.to(Xt.device), valid.to(Xt.device)
-        out = []
-        for start in range(0, n_max, bs):
-            idx = order[:, start : start + bs]  # (member, batch)
-            msk = valid[:, start : start + bs]  # (member, batch)
-            count = msk.sum(1)  # (member,)
-            w = (msk / count.clamp_min(1.0)[:, None])[:, :, None]  # (member, batch, 1)
-            active = None
-            if bool((count == 0).any()):  # some members ran out of batches this epoch
-                active = (count > 0).to(torch.float32)[:, None, None]
-            out.append((Xt[idx], yt[idx], w, active, count))
-        return out
 
     @staticmethod
     def _predictor(pop: _Population, row: int):
