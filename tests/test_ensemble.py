@@ -84,10 +84,16 @@ def test_standardisation_makes_units_irrelevant():
     assert b.best_params_ == a.best_params_
 
 
-def test_fold_scores_are_the_fold_models_validation_mse():
+@pytest.mark.parametrize("input_scale", [1.0, 3.0])
+def test_fold_scores_are_the_fold_models_validation_mse(input_scale):
+    # The saved fold models (the input scale folded into their first layer) must reproduce
+    # the fold scores the search read during training.
     x, y = _data()
     cv = BlockedKFold(4, 2)
-    s = _search(cv=cv, patience=100).fit(x, y)  # no early stop: snapshots at the best epoch
+    space = {"lr": [0.01, 0.03], "optimizer__momentum": [0.9], "input_scale": [input_scale]}
+    s = EnsembleSearchCV(space, hidden=(16, 8), n_iter=2, cv=cv, max_epochs=60, patience=100)
+    s.fit(x, y)
+    assert s.best_params_["input_scale"] == input_scale
     members = s.predict_members(x)
     for k, (_, val) in enumerate(cv.split(x.reshape(-1, 1))):
         mse = np.mean((members[k, val] - y[val]) ** 2)

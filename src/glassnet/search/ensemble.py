@@ -35,7 +35,14 @@ from glassnet.training import keep_freed_memory
 
 __all__ = ["EnsembleSearchCV"]
 
-_KEYS = {"lr": "lr", "optimizer__momentum": "momentum", "optimizer__weight_decay": "wd"}
+# Searchable settings: skorch's names for SGD's, and ``input_scale``, a factor on the
+# standardised inputs (how finely the first layer's initial units cut the input range).
+_KEYS = {
+    "lr": "lr",
+    "optimizer__momentum": "momentum",
+    "optimizer__weight_decay": "wd",
+    "input_scale": "input_scale",
+}
 
 
 class EnsembleSearchCV(RegressorMixin, BaseEstimator):
@@ -140,7 +147,7 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         return float(a.mean()), (std if std > 0 else 1.0)
 
     def _settings(self, cand: dict) -> dict[str, float]:
-        s = {"lr": 0.01, "momentum": 0.9, "wd": 0.0, "dropout": 0.0}
+        s = {"lr": 0.01, "momentum": 0.9, "wd": 0.0, "dropout": 0.0, "input_scale": 1.0}
         s.update({_KEYS[k]: float(v) for k, v in cand.items()})
         return s
 
@@ -159,17 +166,15 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         n_cand, n_folds = len(self.candidates_), len(folds)
         members = [(c, k) for c in range(n_cand) for k in range(n_folds)]  # row = c * folds + k
         inits = self._initial_modules(n_folds, X.shape[1], y.shape[1])
-        pop = _Population(
-            [inits[k] for _, k in members],
-            [self._settings(self.candidates_[c]) for c, _ in members],
-            dev,
-            self.activation,
-            self.layer_lr,
-        )
+        settings = [self._settings(self.candidates_[c]) for c, _ in members]
+        pop = _Population([inits[k] for _, k in members], settings, dev, self.activation,
+                          self.layer_lr)  # fmt: skip
+        factor = torch.tensor([s["input_scale"] for s in settings], device=dev)[:, None, None]
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
         sizes = [len(t) for t in train_idx]
         Xv, yv, wv = _padded_rows(Xt, yt, [folds[k][1] for _, k in members])
+        Xv = Xv * torch.tensor([s["input_scale"] for s in settings])[:, None, None].to(dev)
         gen = torch.Generator()
         gen.manual_seed(self.random_state + 1)
         st = {
@@ -193,6 +198,8 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
                 batches = epoch_batches(
                     pop.ids, sizes, train_idx, max(sizes), self.batch_size, True, gen, Xt, yt
                 )
+                f = factor[pop.ids]  # (member, 1, 1): each member's input scale
+                batches = [(Xb * f, *rest) for Xb, *rest in batches]
             loss = torch.zeros(len(pop.ids), device=dev)
             for Xb, yb, w, active, count in batches:
                 loss += pop.step(Xb, yb, w, active, None, self.chunk_size) * count
@@ -281,12 +288,15 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         for c in chosen:  # the best candidate's fold models first
             snap = st["snap"][c]  # per layer: (W (fold, out, in), b (fold, 1, out))
             n_in, n_out = snap[0][0].shape[2], snap[-1][0].shape[1]
+            scale = self._settings(self.candidates_[c])["input_scale"]
             for f in range(n_folds):
                 mod = MLP(n_in, tuple(self.hidden), n_out, self.activation)
                 with torch.no_grad():
                     for lin, (W, b) in zip(mod.linear_layers(), snap):
                         lin.weight.copy_(W[f])
                         lin.bias.copy_(b[f, 0])
+                    # the input scale folded into the first layer: W (s x) = (s W) x
+                    mod.linear_layers()[0].weight.mul_(scale)
                 members.append(mod.eval())
         self.ensemble_candidates_ = chosen
         self.ensemble_ = RegressionEnsemble(
