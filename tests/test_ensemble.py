@@ -216,3 +216,19 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, fast_cfg, caps
         load_regression_model(res.run_dir)
     assert main(["predict", str(res.run_dir), "--x", "1"]) == 2
     assert "do not match" in capsys.readouterr().err
+
+
+def test_run_folders_of_earlier_versions_still_predict(tmp_path, capsys):
+    # An earlier version's run: one MLP's state_dict and a config.json without the ensemble keys.
+    torch.manual_seed(0)
+    mlp = MLP(1, (8, 4), 1, "tanh")
+    run = tmp_path / "old"
+    run.mkdir()
+    torch.save(mlp.state_dict(), run / "weights.pt")
+    old_cfg = {"kind": "regression", "hidden": [8, 4], "activation": "tanh",
+               "search": "population", "n_iter": 20, "epoch_choices": [100, 250]}  # fmt: skip
+    (run / "config.json").write_text(json.dumps(old_cfg))
+    assert main(["predict", str(run), "--x", "0.25"]) == 0
+    value = float(capsys.readouterr().out.strip().splitlines()[1].split(",")[1])
+    with torch.no_grad():
+        assert value == pytest.approx(mlp(torch.tensor([[0.25]])).item(), rel=1e-4)
