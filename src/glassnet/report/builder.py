@@ -217,6 +217,8 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
             )
         nan = float("nan")
         ours = f"train MSE {m.get('train_mse', nan):.3f}, test MSE {m.get('test_mse', nan):.3f}"
+        if "baseline_gp_test_mse" in m:
+            ours += f" (Gaussian process: {m['baseline_gp_test_mse']:.3f})"
         source = "generated (embedded)" if m.get("generated_data") else m.get("data", "")
     else:
         d = m.get("data", {})
