@@ -91,9 +91,9 @@ def test_bfloat16_training_learns_and_evaluates_in_float32(tmp_path, bars):
     with torch.no_grad():
         exact = net.module_(X)  # float32
         evaluated = net.infer(X)  # after the fit: float32 too
-        net._fitting = True  # what every forward inside fit() sees
+        net.in_fit_ = True  # what every forward inside fit() sees
         during_fit = net.infer(X)
-        net._fitting = False
+        net.in_fit_ = False
     assert torch.equal(evaluated, exact)
     assert during_fit.dtype == torch.float32  # the loss is computed in float32
     assert not torch.equal(during_fit, exact)  # but the arithmetic was bfloat16
@@ -243,3 +243,17 @@ def test_progress_reports_every_epoch(tmp_path, bars):
     run_classification(cfg, out=tmp_path / "p", progress=rec)
     assert rec.events[0] == ("start", 3)
     assert rec.events.count(("advance", 1)) == 3
+
+
+def test_classifier_contracts_precision_and_params():
+    from glassnet.models import MLP
+    from glassnet.training import GlassClassifier
+
+    X = np.random.default_rng(0).random((20, 4)).astype("float32")
+    y = np.arange(20) % 2
+    kw = dict(module__in_features=4, module__hidden=(8,), module__out_features=2, max_epochs=1)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        GlassClassifier(MLP, precision="float16", train_split=None, **kw).fit(X, y)
+    net = GlassClassifier(MLP, train_split=None, **kw).fit(X, y)
+    assert not any("fit" in k and k.startswith("_") for k in net.get_params())
+    assert "in_fit_" not in net.get_params() and net.in_fit_ is False

@@ -142,3 +142,16 @@ def test_refuses_unbatchable_search_parameter():
         PopulationSearchCV(make_regressor(CFG), {"batch_size": [8, 16]}, n_iter=None, cv=2).fit(
             *_data()
         )
+
+
+def test_error_score_raise_raises_the_training_error():
+    from glassnet.errors import DivergedError
+
+    X, y = _data()
+    est = make_regressor(replace(CFG, batch_size=128))
+    space = {"lr": [50.0], "optimizer__momentum": [0.9], "max_epochs": [20]}
+    with pytest.raises(DivergedError, match="training loss"):
+        PopulationSearchCV(est, space, n_iter=None, cv=2, error_score="raise").fit(X, y)
+    # with the default, the same member scores NaN instead
+    s = PopulationSearchCV(est, space, n_iter=None, cv=2, refit=False).fit(X, y)
+    assert np.isnan(s.cv_results_["mean_test_score"]).all()

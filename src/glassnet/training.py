@@ -276,15 +276,18 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
         self.precision = precision
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         keep_freed_memory()
-        self._fitting = True  # fit() goes through here too
+        # A trailing underscore: state, not a parameter (get_params leaves it out).
+        self.in_fit_ = True  # fit() goes through here too
         try:
             return super().partial_fit(X, y, classes, **fit_params)
         finally:
-            self._fitting = False
+            self.in_fit_ = False
 
     def infer(self, x, **fit_params):
-        if self.precision == "float32" or not getattr(self, "_fitting", False):
+        if self.precision == "float32" or not getattr(self, "in_fit_", False):
             return super().infer(x, **fit_params)
         with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
             y = super().infer(x, **fit_params)

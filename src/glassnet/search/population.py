@@ -456,7 +456,7 @@ class PopulationSearchCV(BaseEstimator):
         scoring: Any = None,
         random_state: Any = None,
         refit: bool = True,
-        error_score: float = np.nan,
+        error_score: float | str = np.nan,
         chunk_size: int = 16,
         progress: Progress | None = None,
     ) -> None:
@@ -598,6 +598,11 @@ class PopulationSearchCV(BaseEstimator):
                 epochs_done[m] = epoch
                 histories[m].append(ep_loss[r])
                 if not math.isfinite(ep_loss[r]):
+                    if self.error_score == "raise":  # scikit-learn's contract: the error itself
+                        raise DivergedError(
+                            f"member {m} ({settings[m]}): training loss {ep_loss[r]} "
+                            f"at epoch {epoch}"
+                        )
                     diverged[m] = True
                     scores[m] = self.error_score
                 elif epoch >= settings[m]["epochs"]:
