@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glassnet.errors import UserError
-from glassnet.models import ACTIVATIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -54,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--hidden", type=_int, nargs="+", metavar="W", help="hidden layer widths (default: 512 256)"
     )
-    m.add_argument("--activation", help=f"{', '.join(ACTIVATIONS)} (default: tanh)")
+    m.add_argument("--activation", help="tanh (default), relu, sigmoid or gelu")
     s = r.add_argument_group("search and training")
     s.add_argument(
         "--search",
@@ -64,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         "skorch + RandomizedSearchCV); grid; none (one fit with --lr --momentum --epochs "
         "--weight-decay)",
     )
-    s.add_argument("--n-iter", type=_int, help="random candidates (default: 20)")
+    s.add_argument(
+        "--n-iter",
+        type=_int,
+        help="random candidates (default: 8 for ensemble, the study's 20 for population/random)",
+    )
     s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5)")
     s.add_argument(
         "--folds",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import FitFailedWarning
 
-from glassnet.baselines import fit_gaussian_process
+from glassnet.baselines import GaussianProcessBaseline, fit_gaussian_process
 from glassnet.data.regression import RegressionData, find_gaps
 from glassnet.data.sources import load_regression
 from glassnet.errors import DivergedError, UserError
@@ -98,12 +98,15 @@ def run_regression(
             raise UserError(f"training diverged ({e}); lower --lr or --momentum") from None
         finally:
             progress.close()
-        metrics = {"search": cfg.search, **fit.metrics, **_evaluate(fit, data, cfg.seed)}
+        gp = fit_gaussian_process(data.x_train, data.y_train, cfg.seed)  # the baseline
+        grid = _input_grid(data)
+        band = fold_band(fit.members, grid) if fit.members is not None else None
+        metrics = {"search": cfg.search, **fit.metrics, **_evaluate(fit, data, gp, grid, band)}
         run.json("config.json", {**asdict(cfg), "kind": "regression"})
         run.json("history.json", _history(fit))
         run.csv("cv_results.csv", fit.cv_rows)
         run.weights(fit.model)
-        _figures(run, fit, data, cfg)
+        _figures(run, fit, data, cfg, gp, grid, band)
         metrics["seconds"] = round(time.perf_counter() - t0, 2)  # figures included
         run.json("metrics.json", metrics)  # written last: its presence marks a complete run
     return RegressionResult(run_dir=out, metrics=metrics, model=fit.model, data=data)
@@ -197,14 +200,19 @@ def _fold_models(cfg, best: dict, X, y, folds, progress) -> list:
         return models
 
 
-def _evaluate(fit: _Fit, data: RegressionData, seed: int) -> dict[str, Any]:
+def _evaluate(
+    fit: _Fit,
+    data: RegressionData,
+    gp: GaussianProcessBaseline,
+    grid: np.ndarray,
+    band: dict[str, np.ndarray] | None,
+) -> dict[str, Any]:
     """Train and test MSE (the test set's one use), band coverage, and the GP baseline."""
     with torch.no_grad():
         pred = {
             split: fit.model.eval()(torch.as_tensor(_as_column(x))).ravel().numpy()
             for split, x in (("train", data.x_train), ("test", data.x_test))
         }
-    gp = fit_gaussian_process(data.x_train, data.y_train, seed)
     gp_mean, gp_latent, _ = gp.predict(data.x_test)
     out = {
         "train_mse": float(np.mean((pred["train"] - data.y_train) ** 2)),
@@ -217,12 +225,10 @@ def _evaluate(fit: _Fit, data: RegressionData, seed: int) -> dict[str, Any]:
         "data": data.source,
         "generated_data": data.generated,
     }
-    if fit.members is not None:
-        band = fold_band(fit.members, data.x_test)
-        out["band_coverage"] = band_coverage(data.y_test, band["mean"], band["std"])
-        grid = _input_grid(data)
-        spread = spread_inside_gaps(grid, fold_band(fit.members, grid)["std"],
-                                    find_gaps(data.x_train))  # fmt: skip
+    if band is not None:
+        at_test = fold_band(fit.members, data.x_test)
+        out["band_coverage"] = band_coverage(data.y_test, at_test["mean"], at_test["std"])
+        spread = spread_inside_gaps(grid, band["std"], find_gaps(data.x_train))
         if spread:
             out["fold_std_in_gaps"], out["fold_std_elsewhere"] = spread.values()
     return out
@@ -267,17 +273,24 @@ def _input_grid(data: RegressionData, n: int = 400) -> np.ndarray:
     return np.linspace(lo, hi, n)
 
 
-def _figures(run: RunWriter, fit: _Fit, data: RegressionData, cfg: RegressionConfig) -> None:
+def _figures(
+    run: RunWriter,
+    fit: _Fit,
+    data: RegressionData,
+    cfg: RegressionConfig,
+    gp_fit: GaussianProcessBaseline,
+    grid: np.ndarray,
+    band: dict[str, np.ndarray] | None,
+) -> None:
     from glassnet.plots.regression_run import regression_figures
 
-    grid = _input_grid(data)
-    gp = fit_gaussian_process(data.x_train, data.y_train, cfg.seed).predict(grid)
+    gp = gp_fit.predict(grid)
     regression_figures(
         run.figure,
         fit.model,
         data,
         grid,
-        fold_band(fit.members, grid) if fit.members is not None else None,
+        band,
         (gp[0], gp[1]),
         fit.curves,
         fit.curve_epochs,
