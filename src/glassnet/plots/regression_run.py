@@ -97,7 +97,7 @@ def regression_figures(
     layers = hidden_activation_layers(net)
     acts = layer_activations(net, torch.as_tensor(probes).reshape(-1, 1), layers)
     names = {
-        layer: f"hidden layer {i + 1} ({acts[layer].shape[1]} units)"
+        layer: f"hidden layer {i + 1} ({acts[layer].shape[1]} units){which}"
         for i, layer in enumerate(layers)
     }
     fig, _ = plot_activation_heatmap(
