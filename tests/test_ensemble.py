@@ -232,3 +232,18 @@ def test_run_folders_of_earlier_versions_still_predict(tmp_path, capsys):
     value = float(capsys.readouterr().out.strip().splitlines()[1].split(",")[1])
     with torch.no_grad():
         assert value == pytest.approx(mlp(torch.tensor([[0.25]])).item(), rel=1e-4)
+
+
+def test_blocked_folds_shrink_their_blocks_for_small_data(tmp_path):
+    from glassnet.estimators import RegressionConfig
+
+    assert RegressionConfig(cv=5).folds_splitter(100).block_size == 4
+    assert RegressionConfig(cv=5).folds_splitter(12).block_size == 2
+    assert RegressionConfig(cv=5).folds_splitter(7).block_size == 1
+    # 12 rows, 5 blocked folds: the default search runs instead of failing on the split
+    x = np.linspace(-2, 2, 12)
+    tr = tmp_path / "tr.csv"
+    tr.write_text("input,label\n" + "".join(f"{a},{a * a}\n" for a in x))
+    cfg = RegressionConfig(train=str(tr), test=str(tr), hidden=(8,), n_iter=1, max_epochs=20,
+                           device="cpu", probe_x=(0.0,))  # fmt: skip
+    assert run_regression(cfg, out=tmp_path / "run").metrics["ensemble_members"] == 5

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, WhiteKernel
 from sklearn.gaussian_process.kernels import ConstantKernel as Constant
@@ -48,5 +50,7 @@ def fit_gaussian_process(x: np.ndarray, y: np.ndarray, seed: int = 0) -> Gaussia
     """
     kernel = Constant(1.0) * RBF(length_scale=1.0) + WhiteKernel(noise_level=0.1)
     gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed)
-    gp.fit(np.asarray(x, dtype=float).reshape(-1, 1), np.asarray(y, dtype=float))
+    with warnings.catch_warnings():  # a noise level at its bound is an answer, not a fault
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(np.asarray(x, dtype=float).reshape(-1, 1), np.asarray(y, dtype=float))
     return GaussianProcessBaseline(gp)

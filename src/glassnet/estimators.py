@@ -126,10 +126,13 @@ class RegressionConfig:
             "optimizer__weight_decay": self.weight_decay,
         }
 
-    def folds_splitter(self) -> KFold | BlockedKFold:
-        """The cross-validation folds of the ensemble search (built here, once)."""
+    def folds_splitter(self, n_rows: int) -> KFold | BlockedKFold:
+        """The cross-validation folds of the ensemble search for ``n_rows`` training rows.
+
+        Blocks of 4 neighbours, fewer where the data have fewer than 4 rows per fold.
+        """
         if self.folds == "blocked":
-            return BlockedKFold(self.cv, block_size=4)
+            return BlockedKFold(self.cv, block_size=max(1, min(4, n_rows // self.cv)))
         return self.shuffled_folds()
 
     def shuffled_folds(self) -> KFold:
@@ -151,14 +154,17 @@ def ensemble_space() -> dict[str, Any]:
     }
 
 
-def make_ensemble_search(cfg: RegressionConfig, progress: Progress | None = None) -> Any:
-    """The default search: EnsembleSearchCV over ``ensemble_space()``."""
+def make_ensemble_search(
+    cfg: RegressionConfig, n_rows: int, progress: Progress | None = None
+) -> EnsembleSearchCV:
+    """The default search for ``n_rows`` training rows: EnsembleSearchCV over
+    ``ensemble_space()``."""
     return EnsembleSearchCV(
         ensemble_space(),
         hidden=tuple(cfg.hidden),
         activation=cfg.activation,
         n_iter=cfg.candidates(),
-        cv=cfg.folds_splitter(),
+        cv=cfg.folds_splitter(n_rows),
         max_epochs=cfg.max_epochs,
         patience=cfg.patience,
         batch_size=cfg.batch_size,

@@ -90,8 +90,10 @@ def run_regression(
     with RunWriter(out) as run:
         seed_everything(cfg.seed)
         try:
-            fit = _ensemble(cfg, data, progress) if cfg.search == "ensemble" else None
-            fit = fit or _single_net(cfg, data, progress)
+            if cfg.search == "ensemble":
+                fit = _ensemble(cfg, data, progress)
+            else:
+                fit = _single_net(cfg, data, progress)
         except NotBatchableError as e:
             raise UserError(f"--search {cfg.search}: {e}; use --search random") from None
         except DivergedError as e:
@@ -114,26 +116,17 @@ def run_regression(
 
 def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
     """The default: the fold-model ensemble of the best (candidate, epoch) by fold loss."""
-    search = make_ensemble_search(cfg, progress)
+    search = make_ensemble_search(cfg, len(data.x_train), progress)
     try:
         search.fit(_as_column(data.x_train), data.y_train)
     except FloatingPointError as e:
         raise UserError(f"--search ensemble: {e}") from None
-    res = search.cv_results_
-    rows = []
-    for i in np.argsort(res["rank_test_score"], kind="stable"):
-        score = float(res["mean_test_score"][i])
-        row = {"rank": int(res["rank_test_score"][i])}
-        row["mean_cv_mse"] = None if math.isnan(score) else -score
-        row["best_epoch"] = int(res["best_epoch"][i]) or None
-        row["epochs_trained"] = int(res["epochs_trained"][i])
-        row.update({k.replace("optimizer__", ""): v for k, v in res["params"][i].items()})
-        rows.append(row)
+    rows = _cv_rows(search.cv_results_)
     metrics = {
         "n_candidates": len(rows),
         "n_failed": int(search.failed_.sum()),
         "cv_mse": -search.best_score_,
-        "failed": [r for r in rows if r["mean_cv_mse"] is None],
+        "failed": [r["params"] for r in rows if r["mean_cv_mse"] is None],
         "best_params": search.best_params_,
         "ensemble_members": len(search.ensemble_.members),
         "member_epochs": search.member_epochs_,
@@ -253,8 +246,12 @@ def _cv_rows(cv_results: dict) -> list[dict[str, Any]]:
             "rank": int(cv_results["rank_test_score"][i]),
             "mean_cv_mse": None if math.isnan(score) else -score,
             "std_cv_mse": float(cv_results["std_test_score"][i]),
-            "mean_fit_seconds": float(cv_results["mean_fit_time"][i]),
         }
+        # per search: fit seconds (sklearn's searches), chosen and trained epochs (ensemble)
+        for key, col in (("mean_fit_time", "mean_fit_seconds"), ("best_epoch", "best_epoch"),
+                         ("epochs_trained", "epochs_trained")):  # fmt: skip
+            if key in cv_results:
+                row[col] = cv_results[key][i].item()
         plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
         row.update({k.replace("optimizer__", ""): v for k, v in plain.items()})
         for k in split_keys:

@@ -173,8 +173,15 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
         sizes = [len(t) for t in train_idx]
-        Xv, yv, wv = _padded_rows(Xt, yt, [folds[k][1] for _, k in members])
-        Xv = Xv * torch.tensor([s["input_scale"] for s in settings])[:, None, None].to(dev)
+        # every member's validation rows as one padded, weighted batch (weights 1/rows, 0 pad)
+        val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
+        n_val = max(len(v) for v in val_idx)
+        sizes_val = [len(v) for v in val_idx]
+        ids = list(range(len(members)))
+        Xv, yv, wv, _, _ = epoch_batches(
+            ids, sizes_val, val_idx, n_val, n_val, False, None, Xt, yt
+        )[0]
+        Xv = Xv * factor  # (member, rows, in): each member's input scale
         gen = torch.Generator()
         gen.manual_seed(self.random_state + 1)
         st = {
@@ -302,15 +309,3 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         self.ensemble_ = RegressionEnsemble(
             members, self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_
         ).eval()
-
-
-def _padded_rows(Xt: torch.Tensor, yt: torch.Tensor, row_sets: list) -> tuple[torch.Tensor, ...]:
-    """Each member's rows gathered into (member, rows, .) tensors, padded with weight 0."""
-    n_max = max(len(r) for r in row_sets)
-    order = torch.zeros((len(row_sets), n_max), dtype=torch.long)
-    w = torch.zeros((len(row_sets), n_max, 1), dtype=torch.float32)
-    for i, rows in enumerate(row_sets):
-        order[i, : len(rows)] = torch.as_tensor(rows, dtype=torch.long)
-        w[i, : len(rows)] = 1.0 / len(rows)
-    order, w = order.to(Xt.device), w.to(Xt.device)
-    return Xt[order], yt[order], w  # (member, rows, in), (member, rows, out), (member, rows, 1)

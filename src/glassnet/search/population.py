@@ -393,7 +393,17 @@ def train_members(
     return [None if out["diverged"][m] else out["modules"][m] for m in range(len(train_sets))]
 
 
-def epoch_batches(ids, sizes, train_idx, n_max, bs, shuffle, gen, Xt, yt) -> list:
+def epoch_batches(
+    ids: Sequence[int],
+    sizes: Sequence[int],
+    train_idx: Sequence[torch.Tensor],
+    n_max: int,
+    bs: int,
+    shuffle: bool,
+    gen: torch.Generator | None,
+    Xt: torch.Tensor,
+    yt: torch.Tensor,
+) -> list[tuple[torch.Tensor, ...]]:
     """One epoch's mini-batches for the members ``ids``: (X, y, weights, active, count).
 
     Every member with the same training size sees the permutation its own skorch net would
