@@ -16,7 +16,7 @@ from glassnet.experiments.classification import (
     run_classification,
 )
 from glassnet.preprocessing import image_to_mnist, to_inputs
-from glassnet.training import InMemoryLoader, ShiftAugmentLoader, check_precision
+from glassnet.training import AugmentLoader, InMemoryLoader, check_precision
 
 from .test_data_images import make_idx_folder
 
@@ -47,7 +47,7 @@ def test_shift_augment_loader_shifts_every_image_once():
     X[0, 0, 0, 0] = 0.5
     y = np.arange(37)
     torch.manual_seed(0)
-    loader = ShiftAugmentLoader(Dataset(X, y), batch_size=8, shuffle=True, max_shift=2)
+    loader = AugmentLoader(Dataset(X, y), batch_size=8, shuffle=True, max_shift=2)
     seen, shifts = [], set()
     for xb, yb in loader:
         assert xb.shape == (len(yb), 2, 6, 5)
@@ -66,7 +66,7 @@ def test_shift_augment_loader_shifts_every_image_once():
             seen.append(label)
     assert sorted(seen) == list(range(37))  # every image once per epoch
     assert len(shifts) > 5  # shifts are drawn per image
-    flat = ShiftAugmentLoader(Dataset(X.reshape(37, -1), y), batch_size=8, max_shift=2)
+    flat = AugmentLoader(Dataset(X.reshape(37, -1), y), batch_size=8, max_shift=2)
     np.testing.assert_array_equal(next(iter(flat))[0].numpy(), X.reshape(37, -1)[:8])
 
 
@@ -130,10 +130,14 @@ def test_tiny_run_learns_and_writes_run(tmp_path, bars, model):
     hist = json.loads((tmp_path / "run" / "history.json").read_text())
     assert {"train_loss", "valid_loss", "train_acc", "valid_acc"} <= set(hist[0])
     # The saved weights reproduce the test accuracy of the best epoch.
-    module, _ = load_classifier(tmp_path / "run")
+    module, saved = load_classifier(tmp_path / "run")
     data = load_idx_folder(bars)
+    # Inputs scaled by the training pixels' own statistics, recorded in config.json.
+    x = data.x_train.astype(np.float64) / 255
+    assert (saved["input_mean"], saved["input_std"]) == pytest.approx((x.mean(), x.std()), abs=1e-5)
+    x_test = to_inputs(data.x_test, saved["input_mean"], saved["input_std"])
     with torch.no_grad():
-        pred = module(torch.from_numpy(to_inputs(data.x_test))).argmax(1).numpy()
+        pred = module(torch.from_numpy(x_test)).argmax(1).numpy()
     assert (pred == data.y_test).mean() == pytest.approx(m["test_accuracy"])
 
 

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
+from skorch.utils import to_tensor as skorch_to_tensor
 
 from glassnet.errors import DivergedError, UserError
 from glassnet.progress import Progress
 
 __all__ = [
     "InMemoryLoader",
-    "ShiftAugmentLoader",
+    "AugmentLoader",
     "SeededMixin",
     "GlassRegressor",
     "GlassClassifier",
@@ -31,6 +32,8 @@ __all__ = [
     "check_precision",
     "keep_freed_memory",
     "PRECISIONS",
+    "WarmupCosine",
+    "MovingAverage",
 ]
 
 PRECISIONS = ("float32", "bfloat16")
@@ -152,23 +155,40 @@ class InMemoryLoader:
         return self.X[idx]
 
 
-class ShiftAugmentLoader(InMemoryLoader):
-    """InMemoryLoader that shifts each training image by up to ``max_shift`` pixels (x and y).
+class AugmentLoader(InMemoryLoader):
+    """InMemoryLoader that moves each training image at random: shift, and optionally rotate/zoom.
 
-    Images are (n, channels, H, W); the uncovered border gets the set's minimum (the
-    background of standardised MNIST). The set is padded once, so a batch costs one gather:
-    shuffling and shifting together.
+    Images are (n, channels, H, W). Shift only (``max_rotate = max_zoom = 0``) is exact: whole
+    pixels, up to ``max_shift`` in x and y, the uncovered border filled with the set's minimum
+    (the background of standardised digits); the set is padded once, so a batch costs one
+    gather. With a rotation (up to ``max_rotate`` degrees either way) or a zoom (scale in
+    ``1 +- max_zoom``) each batch is resampled bilinearly through one affine grid, the shift
+    then continuous. Randomness comes from torch's generator, seeded by the net.
     """
 
-    def __init__(self, dataset: Any, *args: Any, max_shift: int = 2, **kw: Any) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        *args: Any,
+        max_shift: int = 2,
+        max_rotate: float = 0.0,
+        max_zoom: float = 0.0,
+        **kw: Any,
+    ) -> None:
         super().__init__(dataset, *args, **kw)
-        self.max_shift = s = max_shift
+        self.max_shift, self.max_rotate, self.max_zoom = max_shift, max_rotate, max_zoom
         self.padded = None
-        if s > 0 and self.X.dim() == 4 and len(self.X):
-            fill = self.X.amin().item()
-            self.padded = torch.nn.functional.pad(self.X, (s, s, s, s), value=fill)
+        self.images = self.X.dim() == 4 and len(self.X) > 0
+        self.fill = self.X.amin().item() if self.images else 0.0
+        s = max_shift
+        if self.images and s > 0 and not (max_rotate or max_zoom):
+            self.padded = torch.nn.functional.pad(self.X, (s, s, s, s), value=self.fill)
 
     def _take(self, idx: slice | torch.Tensor) -> torch.Tensor:
+        if not self.images:
+            return super()._take(idx)
+        if self.max_rotate or self.max_zoom:
+            return self._affine(super()._take(idx))
         if self.padded is None:
             return super()._take(idx)
         if isinstance(idx, slice):
@@ -181,6 +201,50 @@ class ShiftAugmentLoader(InMemoryLoader):
         cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # (b, 1, 1, w)
         ci = torch.arange(c, device=dev)[None, :, None, None]  # (1, c, 1, 1)
         return self.padded[idx[:, None, None, None], ci, rows, cols]  # (b, c, h, w)
+
+    def _affine(self, x: torch.Tensor) -> torch.Tensor:
+        b, dev = len(x), x.device
+        h, w = x.shape[2:]
+
+        def uniform(limit: float) -> torch.Tensor:  # (b,) in [-limit, limit]
+            return (torch.rand(b, device=dev) * 2 - 1) * limit
+
+        angle = uniform(math.radians(self.max_rotate))
+        zoom = 1 + uniform(self.max_zoom)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        tx, ty = uniform(2 * self.max_shift / w), uniform(2 * self.max_shift / h)  # grid units
+        theta = torch.stack(
+            [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
+        )  # (b, 2, 3): output -> input coordinates
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        # Sample x - fill, whose background is 0, so points outside the image read background.
+        out = torch.nn.functional.grid_sample(x - self.fill, grid, align_corners=False)
+        return out + self.fill  # (b, c, h, w)
+
+
+class WarmupCosine:
+    """Learning-rate factor per optimizer step: a linear warm-up, then a cosine to zero.
+
+    ``factor(t) = 0.04 + 0.96 * t / w`` for ``t < w``, then
+    ``0.5 * (1 + cos(pi * (t - w) / (T - w)))``; ``T = total_steps``, ``w = round(warmup * T)``.
+    The short warm-up lets Adam start at a high peak rate without its first, badly estimated
+    steps throwing the weights far; the cosine ends each run annealed, whatever its length.
+    A class, not a lambda, so nets pickle.
+    """
+
+    def __init__(self, total_steps: int, warmup: float = 0.03) -> None:
+        if total_steps < 1 or not 0.0 <= warmup < 1.0:
+            raise ValueError(
+                f"need total_steps >= 1 and 0 <= warmup < 1, got {total_steps}, {warmup}"
+            )
+        self.total_steps = total_steps
+        self.warm_steps = round(warmup * total_steps)
+
+    def __call__(self, step: int) -> float:
+        t, w, n = step, self.warm_steps, self.total_steps
+        if t < w:
+            return 0.04 + 0.96 * t / w
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (t - w) / max(1, n - w))))
 
 
 class StopOnDivergence(Callback):
@@ -255,13 +319,33 @@ class GlassRegressor(SeededMixin, NeuralNetRegressor):
         return super().predict(X)
 
 
-class GlassClassifier(SeededMixin, NeuralNetClassifier):
-    """skorch classifier with a ``random_state`` and optional bfloat16 training.
+class MovingAverage:
+    """Exponential moving average of weights, for ``AveragedModel(multi_avg_fn=...)``.
 
-    ``precision="bfloat16"`` runs every forward pass of ``fit`` (training and the per-epoch
-    validation that picks the best epoch) under autocast: convolutions and matrix products in
-    bfloat16; weights, optimizer and loss stay float32. ``predict``/``predict_proba`` after the
-    fit, and so the test accuracy, always run in float32.
+    After ``n`` updates the decay is ``min(decay, (1 + n) / (10 + n))``: early on the average
+    follows the weights closely instead of clinging to the first step's (which matters on small
+    data sets, where a run has few steps), and soon settles at ``decay``.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+
+    def __call__(self, averaged: list, current: list, n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        d = min(self.decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            a.lerp_(c, 1.0 - d)  # a = d * a + (1 - d) * c
+
+
+class GlassClassifier(SeededMixin, NeuralNetClassifier):
+    """skorch classifier with a ``random_state``, weight averaging and optional bfloat16 training.
+
+    ``average=d`` (0 < d < 1) keeps an exponential moving average of the weights, updated after
+    every optimizer step (``avg = d * avg + (1 - d) * w``, see ``MovingAverage``), and validates
+    *it* each epoch: the average of a noisy, high-learning-rate trajectory scores like an
+    annealed model at every epoch, so a good model exists early (Polyak averaging).
+    ``validated_state()`` is the state that was scored; ``BestWeights`` keeps and restores that
+    one. ``average=0`` turns it off.
     """
 
     def __init__(
@@ -269,15 +353,41 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
         *args: Any,
         random_state: int | None = None,
         precision: str = "float32",
+        average: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.random_state = random_state
         self.precision = precision
+        self.average = average
+
+    def initialize_module(self):
+        out = super().initialize_module()
+        self.average_ = None
+        if self.average:
+            from torch.optim.swa_utils import AveragedModel
+
+            self.average_ = AveragedModel(
+                self.module_, multi_avg_fn=MovingAverage(self.average)
+            ).eval()  # only ever evaluated: no dropout
+        return out
+
+    def train_step(self, batch, **fit_params):
+        out = super().train_step(batch, **fit_params)
+        if getattr(self, "average_", None) is not None:
+            self.average_.update_parameters(self.module_)
+        return out
+
+    def validated_state(self) -> dict[str, torch.Tensor]:
+        """A copy of the weights that validation scores: the average when there is one."""
+        module = self.module_ if getattr(self, "average_", None) is None else self.average_.module
+        return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.average < 1.0:
+            raise ValueError(f"average must be in [0, 1), got {self.average!r}")
         keep_freed_memory()
         # A trailing underscore: state, not a parameter (get_params leaves it out).
         self.in_fit_ = True  # fit() goes through here too
@@ -287,10 +397,16 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
             self.in_fit_ = False
 
     def infer(self, x, **fit_params):
-        if self.precision == "float32" or not getattr(self, "in_fit_", False):
+        if not getattr(self, "in_fit_", False):
             return super().infer(x, **fit_params)
-        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16):
-            y = super().infer(x, **fit_params)
+        # Validation inside fit (the module in eval mode) scores the average, when kept.
+        averaged = not self.module_.training and getattr(self, "average_", None) is not None
+        cast = self.precision == "bfloat16"
+        with torch.autocast(torch.device(self.device).type, torch.bfloat16, enabled=cast):
+            if averaged:
+                y = self.average_(skorch_to_tensor(x, device=self.device), **fit_params)
+            else:
+                y = super().infer(x, **fit_params)
         return y.float()  # the loss and the scores in float32
 
 
@@ -318,7 +434,7 @@ class BestWeights(Callback):
         if self.best_key_ is None or key > self.best_key_:
             self.best_key_ = key
             self.best_epoch_ = row["epoch"]
-            self.best_state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+            self.best_state_ = net.validated_state()
         if row["epoch"] in self.budgets:
             self.snapshots_[row["epoch"]] = {
                 "state": self.best_state_,

@@ -66,6 +66,17 @@ class ImageData:
     kind: str = "folder"  # folder | cache | embedded-sample
     notes: list[str] = field(default_factory=list)
 
+    def input_scale(self) -> tuple[float, float]:
+        """Mean and standard deviation of the training pixels (scaled to [0, 1]).
+
+        Networks see ``(pixel / 255 - mean) / std``: zero mean and unit variance on whatever
+        data set this is (for MNIST, 0.1307 and 0.3081). Computed from training images only.
+        """
+        if not hasattr(self, "_scale"):
+            x = self.x_train.astype(np.float64) / 255.0
+            self._scale = (round(float(x.mean()), 6), round(float(x.std()) or 1.0, 6))
+        return self._scale
+
     def describe(self) -> dict:
         """Return the source and sizes, for metrics.json."""
         return {

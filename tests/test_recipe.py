@@ -1,0 +1,172 @@
+"""The classifiers' training recipe: presets, the warm-up cosine, weight averaging, augmentation."""
+
+import json
+import math
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+
+from glassnet.cli import main
+from glassnet.experiments.classification import (
+    COMMON,
+    PRESETS,
+    ClassificationConfig,
+    load_classifier,
+    make_classifier,
+    run_classification,
+)
+from glassnet.training import AugmentLoader, GlassClassifier, WarmupCosine
+
+from .test_data_images import make_idx_folder
+
+
+@pytest.fixture
+def bars(tmp_path):
+    return make_idx_folder(tmp_path / "bars", n_train=300, n_test=100, n_classes=5)
+
+
+def test_warmup_cosine_by_hand():
+    f = WarmupCosine(total_steps=100, warmup=0.1)  # 10 warm-up steps, 90 cosine steps
+    assert f(0) == pytest.approx(0.04)
+    assert f(5) == pytest.approx(0.04 + 0.96 * 0.5)
+    assert f(10) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5)  # half-way down the cosine
+    assert f(100) == pytest.approx(0.0, abs=1e-12)
+    assert f(130) == pytest.approx(0.0, abs=1e-12)  # past the end it stays at zero
+    assert WarmupCosine(10, warmup=0.0)(0) == 1.0  # no warm-up: starts at the peak
+    with pytest.raises(ValueError):
+        WarmupCosine(0)
+
+
+def test_learning_rate_follows_the_schedule_step_by_step(bars):
+    cfg = ClassificationConfig(
+        model="mlp", hidden=(8,), epochs=3, batch_size=50, lr=0.01, warmup=0.2, device="cpu"
+    )
+    x = np.random.default_rng(0).random((200, 1, 28, 28), dtype=np.float32)
+    y = np.arange(200) % 5
+    net = make_classifier(cfg, 5, len(y), (x[:40], y[:40]))
+    seen = []  # the rate each training step used, read from the optimizer itself
+
+    class Probe(Callback):
+        def on_batch_begin(self, net, training=False, **kw):
+            if training:
+                seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    net.callbacks.append(("lr_probe", Probe()))
+    net.fit(x, y)
+    steps = 3 * math.ceil(200 / 50)
+    expected = [0.01 * WarmupCosine(steps, 0.2)(t) for t in range(steps)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
+
+
+def test_weight_average_is_the_ema_of_the_steps_and_is_what_validation_scores():
+    torch.manual_seed(0)
+    x = torch.randn(64, 6).numpy()
+    y = (x[:, 0] > 0).astype(np.int64)
+    raw = []
+
+    class Keep(Callback):  # the raw weights after every optimizer step
+        def on_batch_end(self, net, training=False, **kw):
+            if training:
+                raw.append([p.detach().clone() for p in net.module_.parameters()])
+
+    net = GlassClassifier(
+        torch.nn.Linear,
+        module__in_features=6,
+        module__out_features=2,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        lr=0.5,
+        max_epochs=2,
+        batch_size=16,
+        train_split=None,
+        average=0.9,
+        callbacks=[("keep", Keep())],
+        random_state=0,
+    ).fit(x, y)
+    # By hand: the first step's weights, then avg = d * avg + (1 - d) * w after each step,
+    # d = min(0.9, (1 + n) / (10 + n)) after n updates.
+    avg = [p.clone() for p in raw[0]]
+    for n, step in enumerate(raw[1:], start=1):
+        d = min(0.9, (1 + n) / (10 + n))
+        avg = [d * a + (1 - d) * w for a, w in zip(avg, step)]
+    got = list(net.average_.module.parameters())
+    for a, g in zip(avg, got):
+        torch.testing.assert_close(g, a)
+    state = net.validated_state()
+    torch.testing.assert_close(state["weight"], avg[0])
+    assert not torch.equal(state["weight"], net.module_.weight)  # the raw weights differ
+
+
+def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars):
+    cfg = ClassificationConfig(
+        data_dir=str(bars), hidden=(16,), epochs=6, batch_size=32, device="cpu"
+    )
+    assert cfg.average == COMMON["average"] > 0
+    res = run_classification(cfg, out=tmp_path / "run")
+    net = res.net
+    # The best epoch's validation accuracy, recomputed from the saved weights, is the one the
+    # history recorded: the saved model is the averaged one that validation scored.
+    module, _ = load_classifier(tmp_path / "run")
+    valid = net.train_split.keywords["valid_ds"]  # the fixed validation split
+    x_val, y_val = valid.X, valid.y
+    with torch.no_grad():
+        acc = (module(torch.as_tensor(x_val)).argmax(1).numpy() == y_val).mean()
+    assert acc == pytest.approx(res.metrics["val_accuracy"])
+    assert res.metrics["test_accuracy"] >= 0.9
+
+
+def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_path, bars):
+    lenet = ClassificationConfig(model="lenet5")
+    assert lenet.lr == PRESETS["lenet5"]["default"]["lr"]
+    assert lenet.batch_size == COMMON["batch_size"] and lenet.augment == 0
+    best = ClassificationConfig(model="lenet5", preset="best", epochs=2)
+    assert best.epochs == 2  # given: wins over the preset
+    assert best.rotate == PRESETS["lenet5"]["best"]["rotate"] > 0
+    assert ClassificationConfig(model="mlp").lr != lenet.lr  # per-model values
+    # A tiny run with the best preset learns, and config.json rebuilds the same config.
+    cfg = ClassificationConfig(
+        model="lenet5", preset="best", data_dir=str(bars), epochs=4, batch_size=32, device="cpu"
+    )
+    res = run_classification(cfg, out=tmp_path / "run")
+    assert res.metrics["test_accuracy"] >= 0.9
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    fields = {k: v for k, v in saved.items() if k in asdict(cfg)}
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    assert ClassificationConfig(**fields) == cfg
+
+
+def test_bad_preset_is_one_line(tmp_path, capsys):
+    assert main(["classify", "--preset", "fastest", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--preset must be one of default, best" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def _disk(size=28, radius=7.0):
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    return (np.hypot(yy, xx) <= radius).astype(np.float32)
+
+
+def test_affine_augment_rotates_and_zooms_about_the_centre():
+    disk = _disk()[None, None] * 2.0 - 1.0  # (1, 1, 28, 28): background -1, disk +1
+    X = np.repeat(disk, 64, 0)
+    y = np.arange(64)
+    torch.manual_seed(0)
+    # Rotation only: a centred disk looks the same at any angle (up to interpolation).
+    rot = AugmentLoader(Dataset(X, y), batch_size=64, max_shift=0, max_rotate=40)
+    xb, _ = next(iter(rot))
+    assert xb.shape == (64, 1, 28, 28)
+    assert np.abs(xb.numpy() - X).mean() < 0.05
+    assert xb.min() >= -1 - 1e-6  # the border reads background, never below it
+    # Zoom only: the disk's area scales with the zoom, both ways.
+    zoom = AugmentLoader(Dataset(X, y), batch_size=64, max_shift=0, max_zoom=0.3)
+    area = (next(iter(zoom))[0].numpy() > 0).sum(axis=(1, 2, 3))
+    assert area.min() < 0.8 * (disk > 0).sum() < 1.2 * (disk > 0).sum() < area.max()
+    # Near-zero limits: the identity (bilinear sampling at the pixel centres).
+    still = AugmentLoader(Dataset(X, y), batch_size=64, max_shift=0, max_rotate=1e-9)
+    np.testing.assert_allclose(next(iter(still))[0].numpy(), X, atol=1e-5)
