@@ -30,7 +30,7 @@ from _common import data_dir, table, write_json  # noqa: E402
 
 from glassnet.data.sources import load_regression  # noqa: E402
 from glassnet.errors import DivergedError  # noqa: E402
-from glassnet.experiments.regression import RegressionConfig, make_regressor  # noqa: E402
+from glassnet.estimators import RegressionConfig, make_regressor  # noqa: E402
 from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
 

@@ -83,7 +83,8 @@ class Clock:
 
 def _data(folder: str | None, seed: int):
     from glassnet.data.images import load_images
-    from glassnet.experiments.classification import ClassificationConfig, _split
+    from glassnet.estimators import ClassificationConfig
+    from glassnet.experiments.classification import _split
 
     data = load_images(folder, seed=seed)
     return _split(data, ClassificationConfig(seed=seed))  # x_tr, x_val, y_tr, y_val
@@ -94,7 +95,7 @@ def _plain(model: str, seed: int, folder: str | None, clock: Clock, recipe: bool
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from glassnet.experiments.classification import ClassificationConfig, build_module
+    from glassnet.estimators import ClassificationConfig, build_module
     from glassnet.training import WarmupCosine
 
     torch.manual_seed(seed)
@@ -145,7 +146,7 @@ def _skorch(model: str, seed: int, folder: str | None, clock: Clock, max_epochs:
     from skorch.dataset import Dataset
     from skorch.helper import predefined_split
 
-    from glassnet.experiments.classification import ClassificationConfig, build_module
+    from glassnet.estimators import ClassificationConfig, build_module
 
     torch.manual_seed(seed)
     x_tr, x_val, y_tr, y_val = _data(folder, seed)
@@ -173,12 +174,12 @@ def _skorch(model: str, seed: int, folder: str | None, clock: Clock, max_epochs:
 def _glassnet(model: str, seed: int, folder: str | None, clock: Clock):
     from skorch.callbacks import Callback
 
-    from glassnet.experiments.classification import ClassificationConfig, make_classifier
-    from glassnet.training import seed_everything
+    from glassnet.allocator import keep_freed_memory
+    from glassnet.estimators import ClassificationConfig, make_classifier
 
+    keep_freed_memory()  # as the glassnet command does
     cfg = ClassificationConfig(model=model, seed=seed)  # no flag but the model: the defaults
-    seed_everything(seed)  # as run_classification does
-    x_tr, x_val, y_tr, y_val = _data(folder, seed)
+    x_tr, x_val, y_tr, y_val = _data(folder, seed)  # the net seeds its own weights and batches
     clock.start()
 
     class Tick(Callback):

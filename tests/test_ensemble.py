@@ -10,12 +10,13 @@ import torch
 from glassnet.baselines import fit_gaussian_process
 from glassnet.cli import main
 from glassnet.errors import UserError
-from glassnet.experiments.regression import load_regression_model, run_regression
+from glassnet.experiments.regression import run_regression
 from glassnet.introspection import band_coverage, fold_band, spread_inside_gaps
 from glassnet.models import MLP, RegressionEnsemble
+from glassnet.runs.load import load_regression_model
 from glassnet.search.cv import BlockedKFold
+from glassnet.search.engine import Population, epoch_batches
 from glassnet.search.ensemble import EnsembleSearchCV
-from glassnet.search.population import _Population, epoch_batches
 
 
 def _data(n=40, seed=0):
@@ -127,7 +128,7 @@ def test_members_follow_torch_sgd_with_parameter_groups():
     layer_lr = (3.0, 1.0, 0.5)
     X = torch.linspace(-2, 2, 24).reshape(-1, 1)
     y = torch.sin(2 * X)
-    pop = _Population(inits, settings, torch.device("cpu"), "tanh", layer_lr)
+    pop = Population(inits, settings, torch.device("cpu"), "tanh", layer_lr)
     idx = [torch.arange(24)] * 2
     gen = torch.Generator().manual_seed(0)
     batches = epoch_batches([0, 1], [24, 24], idx, 24, 128, False, gen, X, y)

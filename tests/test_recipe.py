@@ -11,15 +11,11 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 
 from glassnet.cli import main
-from glassnet.experiments.classification import (
-    COMMON,
-    PRESETS,
-    ClassificationConfig,
-    load_classifier,
-    make_classifier,
-    run_classification,
-)
-from glassnet.training import AugmentLoader, GlassClassifier, WarmupCosine
+from glassnet.data.batches import AugmentLoader
+from glassnet.estimators import COMMON, PRESETS, ClassificationConfig, make_classifier
+from glassnet.experiments.classification import run_classification
+from glassnet.runs.load import load_classifier
+from glassnet.training import GlassClassifier, WarmupCosine
 
 from .test_data_images import make_idx_folder
 

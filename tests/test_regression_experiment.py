@@ -9,12 +9,9 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from glassnet.cli import main
 from glassnet.errors import UserError
-from glassnet.experiments.regression import (
-    RegressionConfig,
-    load_regression_model,
-    make_regressor,
-    run_regression,
-)
+from glassnet.estimators import RegressionConfig, make_regressor
+from glassnet.experiments.regression import run_regression
+from glassnet.runs.load import load_regression_model
 
 from .conftest import write_csv
 

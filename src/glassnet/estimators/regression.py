@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,6 +75,17 @@ class RegressionConfig:
     device: str = "auto"  # auto | cpu | cuda
     epoch_choices: tuple[int, ...] = (100, 250, 500, 1000)  # epochs the study's search draws
     probe_x: tuple[float, ...] = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> RegressionConfig:
+        """The configuration a finished run was made with, from its config.json (what
+        ``glassnet rerun`` runs again)."""
+        from glassnet.runs.load import config_from_run
+
+        cfg = config_from_run(run_dir)
+        if not isinstance(cfg, cls):
+            raise UserError(f"{run_dir}: not a run of a {cls.__name__}")
+        return cfg
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""
