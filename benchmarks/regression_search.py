@@ -75,7 +75,7 @@ def main() -> None:
     p.add_argument("--n-jobs", type=int, default=2, help="baseline's parallel fits")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each search")
-    p.add_argument("--out", default="benchmarks/results/regression_search.json")
+    p.add_argument("--out", default="runs/benchmarks/regression_search.json")
     args = p.parse_args()
 
     data = load_regression(data_dir=data_dir(args.data_dir))

@@ -87,7 +87,7 @@ def test_rerun_repeats_a_classification_run(tmp_path, bars, capsys):
     assert "glassnet classify (lenet5): done" in capsys.readouterr().out
     again = json.loads((tmp_path / "b" / "metrics.json").read_text())
     for key in ("test_accuracy", "val_accuracy", "best_epoch", "confusion_matrix"):
-        assert again[key] == json.loads(json.dumps(first.metrics[key], default=np.ndarray.tolist))
+        assert again[key] == first.metrics.to_json()[key]
 
 
 def test_rerun_repeats_a_regression_run(tmp_path, fast_cfg):
@@ -96,7 +96,7 @@ def test_rerun_repeats_a_regression_run(tmp_path, fast_cfg):
     again_cfg = RegressionConfig.from_run(tmp_path / "a")
     assert again_cfg == cfg
     again = run_regression(again_cfg, out=tmp_path / "b")
-    assert again.metrics["test_mse"] == first.metrics["test_mse"]
+    assert again.metrics.test_mse == first.metrics.test_mse
     with pytest.raises(UserError, match="not a run of a ClassificationConfig"):
         ClassificationConfig.from_run(tmp_path / "a")
 
@@ -194,11 +194,16 @@ def test_search_with_two_jobs_matches_one_job():
     np.testing.assert_array_equal(*scores)
 
 
-# scikit-learn's estimator checks that apply to nets whose module fixes the input width.
-# Left out, and why: the data-driven checks (fit/predict on sklearn's generated data of any
-# width, dtype and size) cannot apply to a module built for one input width; the
-# parameter-validation check needs sklearn's private _parameter_constraints.
-_CHECKS = [
+# scikit-learn's estimator checks. PopulationSearchCV takes the parameter checks. The skorch
+# nets take those their design allows; left out, and why: check_no_attributes_set_in_init and
+# check_parameters_default_constructible (skorch stores routed module__/optimizer__ settings and
+# history_ at init, and its module is a required argument), check_set_params and
+# check_do_not_raise_errors_in_init_or_set_params (skorch validates callbacks and
+# predict_nonlinearity when they are set). For all three, the data-driven checks (fit and
+# predict on scikit-learn's generated data of any width, dtype and size) cannot apply to a
+# module built for one input width; test_fit_idempotent_... checks that contract on data the
+# nets take.
+_PARAM_CHECKS = [
     sk.check_no_attributes_set_in_init,
     sk.check_get_params_invariance,
     sk.check_set_params,
@@ -206,6 +211,7 @@ _CHECKS = [
     sk.check_do_not_raise_errors_in_init_or_set_params,
     sk.check_estimator_cloneable,
 ]
+_NET_CHECKS = [sk.check_get_params_invariance, sk.check_estimator_cloneable]
 
 
 def _estimators():
@@ -222,8 +228,12 @@ def _estimators():
     return {"GlassRegressor": reg, "GlassClassifier": clf, "PopulationSearchCV": search}
 
 
-@pytest.mark.parametrize("check", _CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("name", ["GlassRegressor", "GlassClassifier", "PopulationSearchCV"])
+@pytest.mark.parametrize(
+    "name, check",
+    [("PopulationSearchCV", c) for c in _PARAM_CHECKS]
+    + [(n, c) for n in ("GlassRegressor", "GlassClassifier") for c in _NET_CHECKS],
+    ids=lambda v: v if isinstance(v, str) else v.__name__,
+)
 def test_scikit_learn_estimator_checks(name, check):
     check(name, _estimators()[name])
 
@@ -254,3 +264,25 @@ def test_a_test_label_without_training_images_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "label 42 has no training image" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_typed_metrics_round_trip_through_metrics_json(tmp_path, bars, fast_cfg):
+    from glassnet.results import ClassificationMetrics, RegressionMetrics, metrics_from_json
+
+    clf = run_classification(
+        ClassificationConfig(data_dir=str(bars), hidden=(8,), epochs=1, device="cpu"),
+        out=tmp_path / "c",
+    ).metrics
+    reg = run_regression(fast_cfg, out=tmp_path / "r").metrics
+    for m, folder, cls in ((clf, "c", ClassificationMetrics), (reg, "r", RegressionMetrics)):
+        saved = json.loads((tmp_path / folder / "metrics.json").read_text())
+        back = metrics_from_json(saved)
+        assert isinstance(back, cls) and back.to_json() == saved == m.to_json()
+    # One shape of "data" for both kinds of run.
+    assert clf.data.n_fit + clf.data.n_val == clf.data.n_train == 300
+    assert reg.data.n_train == 30 and reg.data.kind == "files" and not reg.data.generated
+    # metrics.json of an earlier version (regression "data" a string) still reads.
+    old = {**reg.to_json(), "data": "train.csv", "n_train": 30, "n_test": 20}
+    old["generated_data"] = True
+    back = metrics_from_json(old)
+    assert back.data.source == "train.csv" and back.data.generated and back.data.n_test == 20

@@ -184,10 +184,10 @@ def test_saved_ensemble_run_predicts_like_the_live_model(tmp_path, fast_cfg, cap
     cfg = replace(fast_cfg, search="ensemble", n_iter=2, max_epochs=40, patience=2, cv=3)
     res = run_regression(cfg, out=tmp_path / "run")
     m = res.metrics
-    assert isinstance(res.model, RegressionEnsemble) and m["ensemble_members"] == 3
+    assert isinstance(res.model, RegressionEnsemble) and m.ensemble_members == 3
     for key in ("baseline_gp_test_mse", "band_coverage", "baseline_gp_band_coverage"):
-        assert key in m
-    assert 0.0 <= m["band_coverage"] <= 1.0
+        assert key in m.to_json()
+    assert 0.0 <= m.band_coverage <= 1.0
     loaded = load_regression_model(res.run_dir)
     assert isinstance(loaded, RegressionEnsemble)
     x = torch.linspace(-4, 4, 17).reshape(-1, 1)
@@ -203,9 +203,9 @@ def test_saved_ensemble_run_predicts_like_the_live_model(tmp_path, fast_cfg, cap
     te = res.data
     with torch.no_grad():
         pred = res.model(torch.as_tensor(te.x_test, dtype=torch.float32).reshape(-1, 1)).ravel()
-    assert m["test_mse"] == pytest.approx(float(np.mean((pred.numpy() - te.y_test) ** 2)))
+    assert m.test_mse == pytest.approx(float(np.mean((pred.numpy() - te.y_test) ** 2)))
     saved = json.loads((res.run_dir / "metrics.json").read_text())
-    assert saved["test_mse"] == m["test_mse"]
+    assert saved["test_mse"] == m.test_mse
 
 
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, fast_cfg, capsys):
@@ -247,4 +247,4 @@ def test_blocked_folds_shrink_their_blocks_for_small_data(tmp_path):
     tr.write_text("input,label\n" + "".join(f"{a},{a * a}\n" for a in x))
     cfg = RegressionConfig(train=str(tr), test=str(tr), hidden=(8,), n_iter=1, max_epochs=20,
                            device="cpu", probe_x=(0.0,))  # fmt: skip
-    assert run_regression(cfg, out=tmp_path / "run").metrics["ensemble_members"] == 5
+    assert run_regression(cfg, out=tmp_path / "run").metrics.ensemble_members == 5

@@ -115,7 +115,11 @@ def test_dropout_per_member_changes_training():
     X, y = _data()
     est = make_regressor(replace(CFG, batch_size=128))
     pop = PopulationSearchCV(
-        est, {"module__dropout": [0.0, 0.5], "max_epochs": [40]}, n_iter=None, cv=2
+        est,
+        {"module__dropout": [0.0, 0.5], "max_epochs": [40]},
+        n_iter=None,
+        cv=2,
+        scoring="neg_mean_squared_error",
     ).fit(X, y)
     scores = pop.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all()

@@ -124,11 +124,12 @@ def test_library_calls_leave_the_global_generators_alone():
         weights.append(net().fit(x, x).module_.weight.detach().clone())
     assert torch.equal(*weights)
     # Fits, seeded blocks and SmoothGrad consume and reseed nothing of the caller's.
+    lenet, fresh = LeNet5(), net()  # building them draws initial weights: done beforehand
     _reseed()
-    net().fit(x, x)
+    fresh.fit(x, x)
     with seeded(123):
         torch.rand(10)
-    SmoothGrad(LeNet5(), n_samples=2, seed=0).attribute(torch.zeros(1, 1, 28, 28), 0)
+    SmoothGrad(lenet, n_samples=2, seed=0).attribute(torch.zeros(1, 1, 28, 28), 0)
     assert _draws() == expected
 
 

@@ -78,10 +78,6 @@ def regression_scores(
         "baseline_gp_test_mse": float(np.mean((gp_mean - data.y_test) ** 2)),
         "baseline_gp_kernel": gp.describe(),
         "baseline_gp_band_coverage": band_coverage(data.y_test, gp_mean, gp_latent),
-        "n_train": len(data.x_train),
-        "n_test": len(data.x_test),
-        "data": data.source,
-        "generated_data": data.generated,
     }
     if band is not None:
         at_test = fold_band(members, data.x_test)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from skorch.callbacks import EpochScoring, LRScheduler, PrintLog
+from skorch.callbacks import EpochScoring, LRScheduler
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch.optim.lr_scheduler import LambdaLR
@@ -257,7 +257,7 @@ def make_classifier(
             ("progress", EpochProgress(progress, tick_fits=False, tick_epochs=True)),
             *schedule,
         ],
-        callbacks__print_log=PrintLog(sink=lambda *_: None),
+        verbose=0,  # library code stays silent (skorch's PrintLog prints only when verbose)
         device=device,
         random_state=cfg.seed,
         precision=cfg.precision,

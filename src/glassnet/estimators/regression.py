@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from scipy.stats import loguniform, uniform
 from sklearn.model_selection import KFold
-from skorch.callbacks import PrintLog
 
+from glassnet.data.batches import InMemoryLoader
 from glassnet.errors import UserError, require
 from glassnet.models import ACTIVATIONS, MLP, RegressionEnsemble
 from glassnet.progress import Progress
@@ -24,7 +24,6 @@ from glassnet.search.ensemble import EnsembleSearchCV
 from glassnet.training import (
     EpochProgress,
     GlassRegressor,
-    InMemoryLoader,
     StopOnDivergence,
     check_device,
     choose_device,
@@ -208,7 +207,7 @@ def make_regressor(
         iterator_train__shuffle=True,
         iterator_valid=InMemoryLoader,
         callbacks=[StopOnDivergence(), EpochProgress(progress, tick_fits)],
-        callbacks__print_log=PrintLog(sink=lambda *_: None),  # library code stays silent
+        verbose=0,  # library code stays silent (skorch's PrintLog prints only when verbose)
         device=choose_device(cfg.device),
         random_state=cfg.seed,
     )

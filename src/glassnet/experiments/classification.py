@@ -21,6 +21,7 @@ from glassnet.estimators.classification import ClassificationConfig, make_classi
 from glassnet.metrics import classification_scores
 from glassnet.preprocessing import to_inputs
 from glassnet.progress import Progress
+from glassnet.results import ClassificationMetrics, DataSummary
 from glassnet.rng import seeded
 from glassnet.runs import RunWriter, default_run_dir
 
@@ -34,7 +35,7 @@ class ClassificationResult:
     """What a run produced: its folder, metrics and the fitted net."""
 
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: ClassificationMetrics
     net: Any = field(repr=False)
     data: ImageData = field(repr=False)
 
@@ -65,9 +66,9 @@ def run_classification(
             run.csv("grid_results.csv", grid_rows)
         run.weights(net.module_)
         best_epoch = dict(net.callbacks_)["best"].best_epoch_
-        classification_figures(run.figure, net, data, pred, metrics["confusion_matrix"], best_epoch)
-        metrics["seconds"] = round(time.perf_counter() - t0, 2)
-        run.json("metrics.json", metrics)  # written last: its presence marks a complete run
+        classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
+        metrics.seconds = round(time.perf_counter() - t0, 2)
+        run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run
     return ClassificationResult(out, metrics, net, data)
 
 
@@ -100,25 +101,37 @@ def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Prog
         progress.close()
 
 
-def _metrics(cfg, net, best: dict, data: ImageData, pred, sizes, t_train: float) -> dict:
+def _metrics(
+    cfg, net, best: dict, data: ImageData, pred, sizes, t_train: float
+) -> ClassificationMetrics:
     cb = dict(net.callbacks_)["best"]
     scores = classification_scores(data.y_test, pred, data.classes)
-    return {
-        "model": cfg.model,
-        "test_accuracy": scores.pop("test_accuracy"),
-        "val_accuracy": float(cb.best_key_[0]),
-        "best_epoch": int(cb.best_epoch_),
-        "epochs_run": len(net.history),
-        "best_params": best,
-        "preset": cfg.preset,
-        "precision": cfg.precision,  # of the fit; the test was scored in float32
+    d = data.describe()
+    summary = DataSummary(
+        source=d["source"],
+        kind=d["kind"],
+        n_train=d["n_train"],
+        n_test=d["n_test"],
+        n_fit=sizes[0],
+        n_val=sizes[1],
+        n_classes=d["n_classes"],
+        classes=d["classes"],
+    )
+    return ClassificationMetrics(
+        model=cfg.model,
+        data=summary,
+        val_accuracy=float(cb.best_key_[0]),
+        best_epoch=int(cb.best_epoch_),
+        epochs_run=len(net.history),
+        best_params=best,
+        preset=cfg.preset,
+        precision=cfg.precision,
+        notes=list(data.notes),
+        train_seconds=round(t_train, 2),
+        seconds_per_epoch=round(float(np.mean(net.history[:, "dur"])), 3),
+        device=str(net.device),
         **scores,
-        "data": {**data.describe(), "n_fit": sizes[0], "n_val": sizes[1]},
-        "notes": data.notes,
-        "train_seconds": round(t_train, 2),
-        "seconds_per_epoch": round(float(np.mean(net.history[:, "dur"])), 3),
-        "device": str(net.device),
-    }
+    )
 
 
 def _saved_config(cfg: ClassificationConfig, data: ImageData) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from glassnet.estimators import (
 from glassnet.introspection import fold_band
 from glassnet.metrics import regression_scores
 from glassnet.progress import Progress
+from glassnet.results import DataSummary, RegressionMetrics
 from glassnet.rng import seeded
 from glassnet.runs import RunWriter, default_run_dir
 from glassnet.search.adapter import NotBatchableError, fold_models
@@ -38,7 +39,7 @@ class RegressionResult:
     """What a run produced: its folder, metrics and the fitted model (x -> y, data units)."""
 
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: RegressionMetrics
     model: torch.nn.Module = field(repr=False)
     data: RegressionData = field(repr=False)
 
@@ -96,7 +97,9 @@ def run_regression(
         grid = input_grid(data)
         band = fold_band(fit.members, grid) if fit.members is not None else None
         scores = regression_scores(fit.model, fit.members, data, gp, grid, band)
-        metrics = {"search": cfg.search, **fit.metrics, **scores}
+        kind = "generated" if data.generated else "files"
+        summary = DataSummary(data.source, kind, len(data.x_train), len(data.x_test))
+        metrics = RegressionMetrics(search=cfg.search, data=summary, **fit.metrics, **scores)
         run.json("config.json", {**asdict(cfg), "kind": "regression"})
         run.json("history.json", _history(fit))
         run.csv("cv_results.csv", fit.cv_rows)
@@ -115,8 +118,8 @@ def run_regression(
             cfg.probe_x,
             fit.band_label,
         )
-        metrics["seconds"] = round(time.perf_counter() - t0, 2)  # figures included
-        run.json("metrics.json", metrics)  # written last: its presence marks a complete run
+        metrics.seconds = round(time.perf_counter() - t0, 2)  # figures included
+        run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run
     return RegressionResult(run_dir=out, metrics=metrics, model=fit.model, data=data)
 
 
@@ -149,7 +152,7 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
     X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
     net = make_regressor(cfg, progress)
     metrics: dict[str, Any] = {}
-    cv_rows: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
     if cfg.search == "none":
         progress.start(1, "training")
         net.fit(X, y)
@@ -171,16 +174,16 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
         if summary["n_failed"] == summary["n_candidates"]:
             raise UserError("every search candidate diverged; try a smaller learning rate range")
         net, best = search.best_estimator_, search.best_params_
-        cv_rows = cv_rows(search.cv_results_)
+        table = cv_rows(search.cv_results_)
         metrics.update(summary, cv_mse=-float(search.best_score_))
-        metrics["failed"] = [r["params"] for r in cv_rows if r["mean_cv_mse"] is None]
+        metrics["failed"] = [r["params"] for r in table if r["mean_cv_mse"] is None]
     metrics.update(best_params=best, epochs_run=len(net.history))
     folds = [tr for tr, _ in cfg.shuffled_folds().split(X)]
     members = fold_models(make_regressor(cfg), best, X, y, folds, progress)
     members = [m for m in members if m is not None]
     module = net.module_.cpu().eval()
     curves = {"train loss (MSE)": list(net.history[:, "train_loss"])}
-    return _Fit(module, members or None, "CV fold models", metrics, curves, cv_rows=cv_rows)
+    return _Fit(module, members or None, "CV fold models", metrics, curves, cv_rows=table)
 
 
 def _history(fit: _Fit) -> list[dict[str, Any]]:

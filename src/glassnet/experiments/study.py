@@ -11,6 +11,7 @@ from glassnet.experiments.classification import run_classification
 from glassnet.experiments.regression import run_regression
 from glassnet.progress import Progress
 from glassnet.report import STUDY, build_report
+from glassnet.results import ClassificationMetrics, RegressionMetrics
 from glassnet.runs import RunWriter, default_run_dir
 
 __all__ = ["StudyResult", "reproduce", "study_configs", "study_regression"]
@@ -22,7 +23,7 @@ class StudyResult:
 
     out: Path
     report: Path
-    metrics: dict[str, dict]
+    metrics: dict[str, RegressionMetrics | ClassificationMetrics]
     seconds: float
 
 

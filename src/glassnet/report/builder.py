@@ -13,6 +13,7 @@ from typing import Any
 from glassnet.errors import UserError
 from glassnet.formatting import fmt
 from glassnet.report.captions import CAPTIONS
+from glassnet.results import ClassificationMetrics, RegressionMetrics, metrics_from_json
 from glassnet.runs import software_versions
 from glassnet.study_numbers import STUDY
 
@@ -81,7 +82,7 @@ def _run_key(cfg: dict) -> str:
     return cfg.get("model", "regression") if cfg.get("kind") == "classification" else "regression"
 
 
-def _comparison(key: str, m: dict, study: dict | None, same_data: bool = True) -> str:
+def _comparison(key: str, m: Any, study: dict | None, same_data: bool = True) -> str:
     if not study or key not in study:
         return ""
     if not same_data:
@@ -91,7 +92,7 @@ def _comparison(key: str, m: dict, study: dict | None, same_data: bool = True) -
         )
     rows = []
     for metric, theirs in study[key].items():
-        ours = m.get(metric)
+        ours = getattr(m, metric, None)
         if ours is None:
             continue
         better = ours < theirs if metric in _LOWER_IS_BETTER else ours > theirs
@@ -160,19 +161,15 @@ def _applied(cfg: dict) -> set[str]:
     return keys
 
 
-def _other_data(key: str, m: dict) -> bool:
+def _other_data(m: RegressionMetrics | ClassificationMetrics) -> bool:
     """True when a run's data differ from the study's (generated, or a sample of MNIST)."""
-    if key == "regression":
-        return bool(m.get("generated_data"))
-    d = m.get("data", {})
-    used = d.get("n_fit", 0) + d.get("n_val", 0)
-    return d.get("kind") == "embedded-sample" or used < d.get("n_train", used)
+    return m.data.generated or m.data.partial()
 
 
 def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     """One run's section of the report, its link, and its row of the summary table."""
     cfg = _read(run, "config.json")
-    m = _read(run, "metrics.json")
+    m = metrics_from_json(_read(run, "metrics.json"))
     key = _run_key(cfg)
     title = {
         "regression": _regression_title(cfg),
@@ -184,8 +181,8 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
         f'<section class="run" id="{anchor}"><h2>{_e(title)}</h2>',
         f"<p>Run folder: <code>{_e(run.name)}</code></p>",
     ]
-    notes = list(m.get("notes", []))
-    if m.get("generated_data"):
+    notes = list(getattr(m, "notes", []))
+    if isinstance(m, RegressionMetrics) and m.data.generated:
         notes.append(
             "No data folder was given, so generated data was used (the embedded "
             "default); see --data-dir."
@@ -199,7 +196,7 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
         + _table(data_rows)
         + "<h3>Results</h3>"
         + _table(headline)
-        + _comparison(key, m, study, same_data=not _other_data(key, m))
+        + _comparison(key, m, study, same_data=not _other_data(m))
         + "</div><div><h3>Configuration</h3>"
         + _table([(k, v) for k, v in cfg.items() if v is not None and k in _applied(cfg)])
         + "</div></div>"
@@ -210,75 +207,65 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     row = (
         f"<tr><td>{link}</td><td>{_e(source)}</td><td>{_e(ours)}</td>"
         + (f"<td>{_e(_study_text(study, key))}</td>" if study else "")
-        + f"<td class='num'>{_e(fmt(m.get('seconds')))}</td></tr>"
+        + f"<td class='num'>{_e(fmt(m.seconds))}</td></tr>"
     )
     return "\n".join(parts), link, row
 
 
-def _regression_rows(m: dict) -> tuple[list, list, str, str]:
+def _regression_rows(m: RegressionMetrics) -> tuple[list, list, str, str]:
     """Data rows, result rows, the summary's result text and data source of a regression run."""
     data_rows = [
-        ("source", m.get("data")),
-        ("train / test points", f"{m.get('n_train')} / {m.get('n_test')}"),
+        ("source", m.data.source),
+        ("train / test points", f"{m.data.n_train} / {m.data.n_test}"),
     ]
     headline = [
-        ("search", m.get("search")),
-        ("best parameters", m.get("best_params")),
-        ("CV MSE", m.get("cv_mse", "n/a (no search)")),
-        ("train MSE", m.get("train_mse")),
-        ("test MSE", m.get("test_mse")),
+        ("search", m.search),
+        ("best parameters", m.best_params),
+        ("CV MSE", m.cv_mse if m.cv_mse is not None else "n/a (no search)"),
+        ("train MSE", m.train_mse),
+        ("test MSE", m.test_mse),
+        ("Gaussian process test MSE (baseline)", m.baseline_gp_test_mse),
     ]
-    if "baseline_gp_test_mse" in m:
-        headline.append(("Gaussian process test MSE (baseline)", m["baseline_gp_test_mse"]))
-    if "band_coverage" in m:
+    if m.band_coverage is not None:
         headline.append(
             (
                 "test points within mean +- 2 std: fold models / Gaussian process",
-                f"{m['band_coverage']:.0%} / {m['baseline_gp_band_coverage']:.0%}",
+                f"{m.band_coverage:.0%} / {m.baseline_gp_band_coverage:.0%}",
             )
         )
-    if "fold_std_in_gaps" in m:
+    if m.fold_std_in_gaps is not None:
         headline.append(
             (
                 "fold-model spread (std) in gaps / elsewhere",
-                f"{m['fold_std_in_gaps']:.3f} / {m['fold_std_elsewhere']:.3f}",
+                f"{m.fold_std_in_gaps:.3f} / {m.fold_std_elsewhere:.3f}",
             )
         )
-    nan = float("nan")
-    ours = f"train MSE {m.get('train_mse', nan):.3f}, test MSE {m.get('test_mse', nan):.3f}"
-    if "baseline_gp_test_mse" in m:
-        ours += f" (Gaussian process: {m['baseline_gp_test_mse']:.3f})"
-    source = "generated (embedded)" if m.get("generated_data") else m.get("data", "")
+    ours = f"train MSE {m.train_mse:.3f}, test MSE {m.test_mse:.3f}"
+    ours += f" (Gaussian process: {m.baseline_gp_test_mse:.3f})"
+    source = "generated (embedded)" if m.data.generated else m.data.source
     return data_rows, headline, ours, source
 
 
-def _classification_rows(m: dict) -> tuple[list, list, str, str]:
+def _classification_rows(m: ClassificationMetrics) -> tuple[list, list, str, str]:
     """Data rows, result rows, the summary's result text and data source of a classifier."""
-    d = m.get("data", {})
+    d = m.data
     data_rows = [
-        ("source", d.get("source")),
-        ("fit / validation / test", f"{d.get('n_fit')} / {d.get('n_val')} / {d.get('n_test')}"),
-        ("classes", d.get("classes")),
+        ("source", d.source),
+        ("fit / validation / test", f"{d.n_fit} / {d.n_val} / {d.n_test}"),
+        ("classes", d.classes),
     ]
-    confused = ", ".join(
-        f"{c['true']}->{c['predicted']} ({c['count']})" for c in m.get("most_confused", [])
-    )
+    confused = ", ".join(f"{c['true']}->{c['predicted']} ({c['count']})" for c in m.most_confused)
     headline = [
-        ("parameters", m.get("best_params")),
-        ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),
-        ("validation accuracy", f"{m.get('val_accuracy', 0):.2%}"),
-        ("test accuracy", f"{m.get('test_accuracy', 0):.2%}"),
+        ("parameters", m.best_params),
+        ("best epoch", f"{m.best_epoch} of {m.epochs_run}"),
+        ("validation accuracy", f"{m.val_accuracy:.2%}"),
+        ("test accuracy", f"{m.test_accuracy:.2%}"),
         ("most confused", confused),
     ]
-    return (
-        data_rows,
-        headline,
-        f"test accuracy {m.get('test_accuracy', 0):.2%}",
-        d.get("source", ""),
-    )
+    return data_rows, headline, f"test accuracy {m.test_accuracy:.2%}", d.source
 
 
-def _tables_and_figures(run: Path, m: dict) -> list[str]:
+def _tables_and_figures(run: Path, m: RegressionMetrics | ClassificationMetrics) -> list[str]:
     """Search tables, every figure with its caption, timing and software of a run."""
     parts = []
     for name, label in (
@@ -291,9 +278,9 @@ def _tables_and_figures(run: Path, m: dict) -> list[str]:
     for p in sorted(run.glob("*.png"), key=lambda p: (rank.get(p.name, len(rank)), p.name)):
         caption = CAPTIONS.get(p.name, p.stem.replace("_", " "))
         parts.append(f"<figure>{_img(p)}<figcaption>{_e(caption)}</figcaption></figure>")
-    timing = [("total seconds", m.get("seconds"))]
-    if "seconds_per_epoch" in m:
-        timing += [("seconds per epoch", m["seconds_per_epoch"]), ("device", m.get("device"))]
+    timing: list[tuple[str, Any]] = [("total seconds", m.seconds)]
+    if isinstance(m, ClassificationMetrics):
+        timing += [("seconds per epoch", m.seconds_per_epoch), ("device", m.device)]
     parts.append("<h3>Timing</h3>" + _table(timing))
     env = run / "environment.json"
     if env.exists():
