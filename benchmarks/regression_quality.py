@@ -82,7 +82,7 @@ def _arm(cfg, data) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = run_regression(cfg, out=Path(tmp) / "run", data=data)
-        return res.metrics["test_mse"], time.perf_counter() - t0
+        return res.metrics.test_mse, time.perf_counter() - t0
 
 
 def main() -> None:

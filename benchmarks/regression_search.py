@@ -30,7 +30,7 @@ from _common import data_dir, table, write_json  # noqa: E402
 
 from glassnet.data.sources import load_regression  # noqa: E402
 from glassnet.errors import DivergedError  # noqa: E402
-from glassnet.experiments.regression import RegressionConfig, make_regressor  # noqa: E402
+from glassnet.estimators import RegressionConfig, make_regressor  # noqa: E402
 from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
 
@@ -75,7 +75,7 @@ def main() -> None:
     p.add_argument("--n-jobs", type=int, default=2, help="baseline's parallel fits")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each search")
-    p.add_argument("--out", default="benchmarks/results/regression_search.json")
+    p.add_argument("--out", default="runs/benchmarks/regression_search.json")
     args = p.parse_args()
 
     data = load_regression(data_dir=data_dir(args.data_dir))

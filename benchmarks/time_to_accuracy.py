@@ -83,7 +83,8 @@ class Clock:
 
 def _data(folder: str | None, seed: int):
     from glassnet.data.images import load_images
-    from glassnet.experiments.classification import ClassificationConfig, _split
+    from glassnet.estimators import ClassificationConfig
+    from glassnet.experiments.classification import _split
 
     data = load_images(folder, seed=seed)
     return _split(data, ClassificationConfig(seed=seed))  # x_tr, x_val, y_tr, y_val
@@ -94,7 +95,7 @@ def _plain(model: str, seed: int, folder: str | None, clock: Clock, recipe: bool
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from glassnet.experiments.classification import ClassificationConfig, build_module
+    from glassnet.estimators import ClassificationConfig, build_module
     from glassnet.training import WarmupCosine
 
     torch.manual_seed(seed)
@@ -145,7 +146,7 @@ def _skorch(model: str, seed: int, folder: str | None, clock: Clock, max_epochs:
     from skorch.dataset import Dataset
     from skorch.helper import predefined_split
 
-    from glassnet.experiments.classification import ClassificationConfig, build_module
+    from glassnet.estimators import ClassificationConfig, build_module
 
     torch.manual_seed(seed)
     x_tr, x_val, y_tr, y_val = _data(folder, seed)
@@ -173,12 +174,12 @@ def _skorch(model: str, seed: int, folder: str | None, clock: Clock, max_epochs:
 def _glassnet(model: str, seed: int, folder: str | None, clock: Clock):
     from skorch.callbacks import Callback
 
-    from glassnet.experiments.classification import ClassificationConfig, make_classifier
-    from glassnet.training import seed_everything
+    from glassnet.allocator import keep_freed_memory
+    from glassnet.estimators import ClassificationConfig, make_classifier
 
+    keep_freed_memory()  # as the glassnet command does
     cfg = ClassificationConfig(model=model, seed=seed)  # no flag but the model: the defaults
-    seed_everything(seed)  # as run_classification does
-    x_tr, x_val, y_tr, y_val = _data(folder, seed)
+    x_tr, x_val, y_tr, y_val = _data(folder, seed)  # the net seeds its own weights and batches
     clock.start()
 
     class Tick(Callback):
@@ -262,6 +263,13 @@ def main() -> None:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--max-epochs", type=int, default=10, help="tutorial and skorch arms")
     p.add_argument("--json", default="runs/benchmarks/time_to_accuracy.json")
+    p.add_argument(
+        "--runs-from",
+        nargs="+",
+        metavar="JSON",
+        help="train nothing: summarise the runs recorded in these JSON files (each model's runs "
+        "taken from the last file that has them)",
+    )
     p.add_argument("--worker", nargs=3, metavar=("ARM", "MODEL", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args()
     folder = data_dir(a.data_dir)
@@ -269,6 +277,36 @@ def main() -> None:
         arm, model, seed = a.worker
         print(json.dumps(worker(arm, model, int(seed), folder, a.max_epochs)))
         return
+    runs = _recorded(a.runs_from) if a.runs_from else _measure(a, folder)
+    rows, speedups, smin = summarise(runs)
+    print()
+    print(table(rows, ["model", "threshold", "arm", "median_seconds", "reached"]))
+    print()
+    print(table(speedups, ["model", "threshold", "over", "speedup", "lower_bound"]))
+    print(f"\nspeedup_min (glassnet over the tutorial loop): {smin}")
+    sources = {r.get("max_epochs", a.max_epochs) for r in runs}
+    payload = {"command": " ".join(sys.argv), "thresholds": THRESHOLDS, "seeds": a.seeds,
+               "max_epochs": sorted(sources), "tuned_on": "validation split of seed 100",
+               "rows": rows, "speedups": speedups, "speedup_min": smin, "runs": runs}  # fmt: skip
+    if a.runs_from:
+        payload["summarised_from"] = [
+            json.loads(Path(f).read_text())["command"] for f in a.runs_from
+        ]
+    print(f"wrote {write_json(a.json, payload)}")
+
+
+def _recorded(files: list[str]) -> list[dict]:
+    """Runs recorded by earlier invocations; for each model, those of the last file having it."""
+    by_model: dict[str, list[dict]] = {}
+    for f in files:
+        found: dict[str, list[dict]] = {}
+        for r in json.loads(Path(f).read_text())["runs"]:
+            found.setdefault(r["model"], []).append(r)
+        by_model.update(found)
+    return [r for runs in by_model.values() for r in runs]
+
+
+def _measure(a: argparse.Namespace, folder: str | None) -> list[dict]:
     runs = []
     for model in a.models:
         for seed in a.seeds:
@@ -284,34 +322,16 @@ def main() -> None:
                     str(a.max_epochs),
                 ] + (["--data-dir", folder] if folder else [])
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                runs.append(json.loads(out.strip().splitlines()[-1]))
+                runs.append(
+                    {**json.loads(out.strip().splitlines()[-1]), "max_epochs": a.max_epochs}
+                )
                 r = runs[-1]
                 print(
                     f"{model} seed {seed} {arm:9s} time_to {r['time_to']} "
                     f"({len(r['epochs'])} epochs, {r['total_seconds']:.1f} s)",
                     flush=True,
                 )
-    rows, speedups, smin = summarise(runs)
-    print()
-    print(table(rows, ["model", "threshold", "arm", "median_seconds", "reached"]))
-    print()
-    print(table(speedups, ["model", "threshold", "over", "speedup", "lower_bound"]))
-    print(f"\nspeedup_min (glassnet over the tutorial loop): {smin}")
-    path = write_json(
-        a.json,
-        {
-            "command": " ".join(sys.argv),
-            "thresholds": THRESHOLDS,
-            "seeds": a.seeds,
-            "max_epochs": a.max_epochs,
-            "tuned_on": "validation split of seed 100",
-            "rows": rows,
-            "speedups": speedups,
-            "speedup_min": smin,
-            "runs": runs,
-        },
-    )
-    print(f"wrote {path}")
+    return runs
 
 
 if __name__ == "__main__":

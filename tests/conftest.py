@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glassnet.experiments.regression import RegressionConfig
+from glassnet.estimators import RegressionConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

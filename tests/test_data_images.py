@@ -82,10 +82,11 @@ def test_folder_errors(tmp_path):
         load_idx_folder(folder)
     make_idx_folder(folder)
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.full(20, 12, np.uint8))
-    with pytest.raises(
-        UserError, match="t10k-labels-idx1-ubyte.gz: label 12 is beyond the 10 classes"
-    ):
+    with pytest.raises(UserError, match="t10k-labels-idx1-ubyte.gz: label 12 has no training"):
         load_idx_folder(folder, classes=[str(i) for i in range(10)])
+    make_idx_folder(folder)
+    with pytest.raises(UserError, match="train-labels-idx1-ubyte.gz: label 9 is beyond the 5"):
+        load_idx_folder(folder, classes=[str(i) for i in range(5)])
     (folder / "t10k-images-idx3-ubyte.gz").unlink()
     with pytest.raises(UserError, match="missing t10k-images-idx3-ubyte"):
         load_idx_folder(folder)

@@ -10,12 +10,13 @@ import torch
 from glassnet.baselines import fit_gaussian_process
 from glassnet.cli import main
 from glassnet.errors import UserError
-from glassnet.experiments.regression import load_regression_model, run_regression
+from glassnet.experiments.regression import run_regression
 from glassnet.introspection import band_coverage, fold_band, spread_inside_gaps
 from glassnet.models import MLP, RegressionEnsemble
+from glassnet.runs.load import load_regression_model
 from glassnet.search.cv import BlockedKFold
+from glassnet.search.engine import Population, epoch_batches
 from glassnet.search.ensemble import EnsembleSearchCV
-from glassnet.search.population import _Population, epoch_batches
 
 
 def _data(n=40, seed=0):
@@ -127,7 +128,7 @@ def test_members_follow_torch_sgd_with_parameter_groups():
     layer_lr = (3.0, 1.0, 0.5)
     X = torch.linspace(-2, 2, 24).reshape(-1, 1)
     y = torch.sin(2 * X)
-    pop = _Population(inits, settings, torch.device("cpu"), "tanh", layer_lr)
+    pop = Population(inits, settings, torch.device("cpu"), "tanh", layer_lr)
     idx = [torch.arange(24)] * 2
     gen = torch.Generator().manual_seed(0)
     batches = epoch_batches([0, 1], [24, 24], idx, 24, 128, False, gen, X, y)
@@ -183,10 +184,10 @@ def test_saved_ensemble_run_predicts_like_the_live_model(tmp_path, fast_cfg, cap
     cfg = replace(fast_cfg, search="ensemble", n_iter=2, max_epochs=40, patience=2, cv=3)
     res = run_regression(cfg, out=tmp_path / "run")
     m = res.metrics
-    assert isinstance(res.model, RegressionEnsemble) and m["ensemble_members"] == 3
+    assert isinstance(res.model, RegressionEnsemble) and m.ensemble_members == 3
     for key in ("baseline_gp_test_mse", "band_coverage", "baseline_gp_band_coverage"):
-        assert key in m
-    assert 0.0 <= m["band_coverage"] <= 1.0
+        assert key in m.to_json()
+    assert 0.0 <= m.band_coverage <= 1.0
     loaded = load_regression_model(res.run_dir)
     assert isinstance(loaded, RegressionEnsemble)
     x = torch.linspace(-4, 4, 17).reshape(-1, 1)
@@ -202,9 +203,9 @@ def test_saved_ensemble_run_predicts_like_the_live_model(tmp_path, fast_cfg, cap
     te = res.data
     with torch.no_grad():
         pred = res.model(torch.as_tensor(te.x_test, dtype=torch.float32).reshape(-1, 1)).ravel()
-    assert m["test_mse"] == pytest.approx(float(np.mean((pred.numpy() - te.y_test) ** 2)))
+    assert m.test_mse == pytest.approx(float(np.mean((pred.numpy() - te.y_test) ** 2)))
     saved = json.loads((res.run_dir / "metrics.json").read_text())
-    assert saved["test_mse"] == m["test_mse"]
+    assert saved["test_mse"] == m.test_mse
 
 
 def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, fast_cfg, capsys):
@@ -246,4 +247,4 @@ def test_blocked_folds_shrink_their_blocks_for_small_data(tmp_path):
     tr.write_text("input,label\n" + "".join(f"{a},{a * a}\n" for a in x))
     cfg = RegressionConfig(train=str(tr), test=str(tr), hidden=(8,), n_iter=1, max_epochs=20,
                            device="cpu", probe_x=(0.0,))  # fmt: skip
-    assert run_regression(cfg, out=tmp_path / "run").metrics["ensemble_members"] == 5
+    assert run_regression(cfg, out=tmp_path / "run").metrics.ensemble_members == 5

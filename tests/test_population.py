@@ -8,8 +8,9 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import KFold, RandomizedSearchCV
 
-from glassnet.experiments.regression import RegressionConfig, make_regressor
-from glassnet.search.population import NotBatchableError, PopulationSearchCV
+from glassnet.estimators import RegressionConfig, make_regressor
+from glassnet.search.adapter import NotBatchableError
+from glassnet.search.population import PopulationSearchCV
 
 
 def _data(n=45, seed=0):
@@ -55,13 +56,10 @@ def test_members_match_sequential_skorch_fits(activation):
 def test_weights_match_after_many_epochs():
     X, y = _data()
     est = make_regressor(replace(CFG, epochs=300, lr=0.01, momentum=0.9, weight_decay=1e-3))
-    search = PopulationSearchCV(est, {"lr": [0.01]}, n_iter=None, cv=2)
     spec_net = clone(est).fit(X, y)
-    from glassnet.search.population import _Spec
+    from glassnet.search import train_members
 
-    spec = _Spec(est, {"lr"})
-    s = search._settings(spec, {"lr": 0.01})
-    out = search._train(spec, X, y, [s, s], [np.arange(len(y))] * 2, _silent(), keep_weights=True)
+    out = train_members(est, {"lr": 0.01}, X, y, [np.arange(len(y))] * 2, _silent())
     for m in (0, 1):  # two identical members: both must equal the skorch net
         for ours, ref in zip(out["modules"][m].parameters(), spec_net.module_.parameters()):
             torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-4)
@@ -113,13 +111,27 @@ def test_diverging_members_score_nan_and_rank_last():
     assert pop.best_params_["lr"] == 0.01
 
 
-def test_dropout_per_member_trains():
+def test_dropout_per_member_changes_training():
     X, y = _data()
     est = make_regressor(replace(CFG, batch_size=128))
     pop = PopulationSearchCV(
-        est, {"module__dropout": [0.0, 0.5], "max_epochs": [40]}, n_iter=None, cv=2
+        est,
+        {"module__dropout": [0.0, 0.5], "max_epochs": [40]},
+        n_iter=None,
+        cv=2,
+        scoring="neg_mean_squared_error",
     ).fit(X, y)
-    assert np.isfinite(pop.cv_results_["mean_test_score"]).all()
+    scores = pop.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all()
+    # Same initial weights and batches: only the dropout differs, and it changes the result.
+    assert [p["module__dropout"] for p in pop.cv_results_["params"]] == [0.0, 0.5]
+    assert abs(scores[0] - scores[1]) > 1e-4
+    # Without dropout a member is exactly its skorch net (dropout 0 draws no masks).
+    folds = list(KFold(2).split(X))
+    tr, te = folds[0]
+    net = clone(est).set_params(module__dropout=0.0, max_epochs=40).fit(X[tr], y[tr])
+    mse = float(np.mean((net.predict(X[te]).ravel() - y[te]) ** 2))
+    assert -pop.cv_results_["split0_test_score"][0] == pytest.approx(mse, rel=2e-3)
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,11 @@ from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 
 from glassnet.cli import main
-from glassnet.experiments.classification import (
-    COMMON,
-    PRESETS,
-    ClassificationConfig,
-    load_classifier,
-    make_classifier,
-    run_classification,
-)
-from glassnet.training import AugmentLoader, GlassClassifier, WarmupCosine
+from glassnet.data.batches import AugmentLoader
+from glassnet.estimators import COMMON, PRESETS, ClassificationConfig, make_classifier
+from glassnet.experiments.classification import run_classification
+from glassnet.runs.load import load_classifier
+from glassnet.training import GlassClassifier, WarmupCosine
 
 from .test_data_images import make_idx_folder
 
@@ -116,8 +112,8 @@ def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars):
     x_val, y_val = valid.X, valid.y
     with torch.no_grad():
         acc = (module(torch.as_tensor(x_val)).argmax(1).numpy() == y_val).mean()
-    assert acc == pytest.approx(res.metrics["val_accuracy"])
-    assert res.metrics["test_accuracy"] >= 0.9
+    assert acc == pytest.approx(res.metrics.val_accuracy)
+    assert res.metrics.test_accuracy >= 0.9
 
 
 def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_path, bars):
@@ -133,7 +129,7 @@ def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_p
         model="lenet5", preset="best", data_dir=str(bars), epochs=4, batch_size=32, device="cpu"
     )
     res = run_classification(cfg, out=tmp_path / "run")
-    assert res.metrics["test_accuracy"] >= 0.9
+    assert res.metrics.test_accuracy >= 0.9
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     fields = {k: v for k, v in saved.items() if k in asdict(cfg)}
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}

@@ -9,12 +9,9 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from glassnet.cli import main
 from glassnet.errors import UserError
-from glassnet.experiments.regression import (
-    RegressionConfig,
-    load_regression_model,
-    make_regressor,
-    run_regression,
-)
+from glassnet.estimators import RegressionConfig, make_regressor
+from glassnet.experiments.regression import run_regression
+from glassnet.runs.load import load_regression_model
 
 from .conftest import write_csv
 
@@ -92,24 +89,24 @@ def test_study_hyperparameters_on_generated_data_learn(tmp_path, monkeypatch):
     cfg = RegressionConfig(search="none", epochs=300, hidden=(64, 32), device="cpu")
     res = run_regression(cfg, out=tmp_path / "r")
     assert res.data.generated
-    assert res.metrics["train_mse"] < 0.5  # noise variance is 0.16; an unfit net is ~5
-    assert res.metrics["test_mse"] < 0.6
+    assert res.metrics.train_mse < 0.5  # noise variance is 0.16; an unfit net is ~5
+    assert res.metrics.test_mse < 0.6
 
 
 def test_same_seed_same_metrics(tmp_path, fast_cfg):
     a = run_regression(fast_cfg, out=tmp_path / "a").metrics
     b = run_regression(fast_cfg, out=tmp_path / "b").metrics
     for key in ("train_mse", "test_mse", "cv_mse", "best_params"):
-        assert a[key] == b[key]
+        assert getattr(a, key) == getattr(b, key)
     c = run_regression(replace(fast_cfg, seed=1), out=tmp_path / "c").metrics
-    assert c["test_mse"] != a["test_mse"]
+    assert c.test_mse != a.test_mse
 
 
 def test_grid_search_and_fewer_rows_than_folds(tmp_path, fast_cfg):
     res = run_regression(
         replace(fast_cfg, search="grid", epoch_choices=(5, 10)), out=tmp_path / "g"
     )
-    assert res.metrics["n_candidates"] == 3 * 2 * 2 * 2
+    assert res.metrics.n_candidates == 3 * 2 * 2 * 2
     with pytest.raises(UserError, match="fewer than --cv 40 folds"):
         run_regression(replace(fast_cfg, cv=40), out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
@@ -132,10 +129,10 @@ def test_diverging_candidates_are_reported_not_fatal(tmp_path, small_csvs):
         res = run_regression(cfg, out=tmp_path / "d")
     finally:
         mp.undo()
-    assert res.metrics["n_failed"] == 1
-    assert res.metrics["failed"][0]["lr"] == 50.0
-    assert res.metrics["best_params"]["lr"] == 0.01
-    assert np.isfinite(res.metrics["test_mse"])
+    assert res.metrics.n_failed == 1
+    assert res.metrics.failed[0]["lr"] == 50.0
+    assert res.metrics.best_params["lr"] == 0.01
+    assert np.isfinite(res.metrics.test_mse)
 
 
 def test_estimator_works_in_plain_gridsearchcv(fast_cfg):

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from glassnet.cli import main
+from glassnet.estimators import ClassificationConfig
 from glassnet.experiments import study
-from glassnet.experiments.classification import ClassificationConfig, run_classification
+from glassnet.experiments.classification import run_classification
 from glassnet.experiments.regression import run_regression
 from glassnet.report import STUDY, build_report
 
@@ -21,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A tiny regression run and a tiny LeNet-5 run with hostile class names."""
-    from glassnet.experiments.regression import RegressionConfig
+    from glassnet.estimators import RegressionConfig
 
     root = tmp_path_factory.mktemp("runs")
     data = make_idx_folder(root / "data", n_train=200, n_test=60, n_classes=3)

@@ -7,15 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["MLP", "LeNet5", "RegressionEnsemble", "ACTIVATIONS", "kaiming_init"]
+from glassnet.activations import ACTIVATIONS
 
-# Names accepted for ``activation``; the module class is instantiated once per hidden layer.
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-}
+__all__ = ["MLP", "LeNet5", "RegressionEnsemble", "ACTIVATIONS", "kaiming_init"]
 
 
 class MLP(nn.Module):
@@ -42,7 +36,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation].module()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = h

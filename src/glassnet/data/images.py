@@ -134,7 +134,16 @@ def load_idx_folder(
                 f"{paths[f'{split}_images']}: {len(x)} images but "
                 f"{paths[f'{split}_labels'].name} has {len(y)} labels"
             )
-    n_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
+    # The classes are the training labels; a test label no training image has would make
+    # phantom classes (a test label 42 in a 10-class set: 33 of them), so it is refused.
+    seen = set(np.unique(arrays["train_labels"]).tolist())
+    unseen = sorted(set(np.unique(arrays["test_labels"]).tolist()) - seen)
+    if unseen:
+        raise UserError(
+            f"{paths['test_labels']}: label {unseen[0]} has no training image "
+            f"(training labels: {', '.join(map(str, sorted(seen)))})"
+        )
+    n_classes = int(arrays["train_labels"].max()) + 1
     classes = _class_names(folder, classes, n_classes)
     for split in ("train", "test"):
         y = arrays[f"{split}_labels"]

@@ -155,3 +155,10 @@ def find_gaps(x: np.ndarray, min_fraction: float = 0.1) -> list[tuple[float, flo
     width = xs[-1] - xs[0]
     d = np.diff(xs)
     return [(float(xs[i]), float(xs[i + 1])) for i in np.flatnonzero(d > min_fraction * width)]
+
+
+def input_grid(data: RegressionData, n: int = 400) -> np.ndarray:
+    """Evenly spaced inputs over the range of all the data."""
+    lo = min(data.x_train.min(), data.x_test.min())
+    hi = max(data.x_train.max(), data.x_test.max())
+    return np.linspace(lo, hi, n)

@@ -1,11 +1,9 @@
-"""The study's experiments, each a config dataclass and a ``run_*`` function."""
+"""The study's experiments, each a ``run_*`` function of a config (from ``glassnet.estimators``,
+re-exported here)."""
 
-from glassnet.experiments.classification import (
-    ClassificationConfig,
-    ClassificationResult,
-    run_classification,
-)
-from glassnet.experiments.regression import RegressionConfig, RegressionResult, run_regression
+from glassnet.estimators import ClassificationConfig, RegressionConfig
+from glassnet.experiments.classification import ClassificationResult, run_classification
+from glassnet.experiments.regression import RegressionResult, run_regression
 from glassnet.experiments.study import StudyResult, reproduce
 
 __all__ = [

@@ -6,10 +6,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from glassnet.experiments.classification import ClassificationConfig, run_classification
-from glassnet.experiments.regression import RegressionConfig, run_regression
+from glassnet.estimators import ClassificationConfig, RegressionConfig
+from glassnet.experiments.classification import run_classification
+from glassnet.experiments.regression import run_regression
 from glassnet.progress import Progress
 from glassnet.report import STUDY, build_report
+from glassnet.results import ClassificationMetrics, RegressionMetrics
 from glassnet.runs import RunWriter, default_run_dir
 
 __all__ = ["StudyResult", "reproduce", "study_configs", "study_regression"]
@@ -21,7 +23,7 @@ class StudyResult:
 
     out: Path
     report: Path
-    metrics: dict[str, dict]
+    metrics: dict[str, RegressionMetrics | ClassificationMetrics]
     seconds: float
 
 

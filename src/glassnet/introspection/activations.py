@@ -7,12 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from glassnet.activations import ACTIVATIONS
+
 __all__ = ["layer_activations", "hidden_activation_layers"]
 
 
 def hidden_activation_layers(model: nn.Module) -> list[str]:
     """Return the names of the non-linearity modules (the hidden layers' outputs), in order."""
-    kinds = (nn.Tanh, nn.ReLU, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Softplus)
+    kinds = tuple(a.module for a in ACTIVATIONS.values())  # glassnet's own activations
     return [name for name, m in model.named_modules() if isinstance(m, kinds)]
 
 

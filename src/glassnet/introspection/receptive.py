@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from glassnet.rng import seeded
+
 __all__ = [
     "weight_product",
     "InputGradient",
@@ -101,7 +103,10 @@ class ClassMeanGradient:
 
 
 class IntegratedGradients:
-    """Integrated Gradients through Captum (baseline: all-zero input by default)."""
+    """Integrated Gradients through Captum (baseline: all-zero input by default).
+
+    ``attribute`` takes Captum's argument order: ``inputs, baselines=None, target=None``.
+    """
 
     def __init__(self, model: nn.Module, n_steps: int = 32) -> None:
         self.model = model
@@ -110,8 +115,8 @@ class IntegratedGradients:
     def attribute(
         self,
         inputs: torch.Tensor,
-        target: int | torch.Tensor | None = None,
         baselines: torch.Tensor | float | None = None,
+        target: int | torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Return IG attributions shaped like ``inputs``."""
         from captum.attr import IntegratedGradients as CaptumIG
@@ -143,20 +148,20 @@ class SmoothGrad:
         """Return SmoothGrad attributions shaped like ``inputs``."""
         from captum.attr import NoiseTunnel, Saliency
 
-        torch.manual_seed(self.seed)  # the noise is random: seed it for repeatable pictures
-        return _with_eval(
-            self.model,
-            inputs,
-            target,
-            lambda m, x, t: NoiseTunnel(Saliency(m)).attribute(
-                x,
-                target=t,
-                nt_type="smoothgrad",
-                nt_samples=self.n_samples,
-                stdevs=self.stdev,
-                abs=False,
-            ),
-        )
+        with seeded(self.seed):  # Captum draws the noise from torch's global generator
+            return _with_eval(
+                self.model,
+                inputs,
+                target,
+                lambda m, x, t: NoiseTunnel(Saliency(m)).attribute(
+                    x,
+                    target=t,
+                    nt_type="smoothgrad",
+                    nt_samples=self.n_samples,
+                    stdevs=self.stdev,
+                    abs=False,
+                ),
+            )
 
 
 def _with_eval(model, inputs, target, fn) -> torch.Tensor:

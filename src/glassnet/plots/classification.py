@@ -6,18 +6,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from glassnet.plots.style import plt
+from glassnet.plots.style import styled, subplots
 
 __all__ = ["plot_training_curves", "plot_confusion_matrix", "plot_confused_examples"]
 
 
+@styled
 def plot_training_curves(
     loss: dict[str, Sequence[float]],
     accuracy: dict[str, Sequence[float]],
     best_epoch: int | None = None,
 ):
     """Loss (left) and accuracy (right) per epoch for train and validation; best epoch marked."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, series, label in (
         (axes[0], loss, "cross-entropy loss"),
         (axes[1], accuracy, "accuracy"),
@@ -36,10 +37,11 @@ def plot_training_curves(
     return fig, axes
 
 
+@styled
 def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str]):
     """Confusion matrix with counts in every cell; rows are true classes, columns predicted."""
     n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 0.8 + 0.55 * n))
+    fig, ax = subplots(figsize=(1.2 + 0.55 * n, 0.8 + 0.55 * n))
     # Log colour scale so the few off-diagonal confusions are visible next to the big diagonal.
     from matplotlib.colors import LogNorm
 
@@ -69,6 +71,7 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str]):
     return fig, ax
 
 
+@styled
 def plot_confused_examples(
     images: np.ndarray,
     y_true: np.ndarray,
@@ -85,7 +88,7 @@ def plot_confused_examples(
     order = [np.unravel_index(o, cm.shape) for o in np.argsort(cm, axis=None)[::-1][:pairs]]
     order = [(i, j) for i, j in order if cm[i, j] > 0]
     rows = max(len(order), 1)
-    fig, axes = plt.subplots(rows, per_pair, figsize=(1.4 * per_pair, 1.6 * rows), squeeze=False)
+    fig, axes = subplots(rows, per_pair, figsize=(1.4 * per_pair, 1.6 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for r, (i, j) in enumerate(order):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 
-from glassnet.plots.style import plt
+from glassnet.plots.style import styled, subplots
 
 __all__ = [
     "plot_conv_kernels",
@@ -23,11 +24,12 @@ def _sym(a: np.ndarray) -> float:
     return float(np.abs(a).max()) or 1.0
 
 
+@styled
 def plot_conv_kernels(kernels: np.ndarray, title: str):
     """Kernels (out, in, kh, kw) as a grid: a column per output channel, a row per input."""
     k = np.asarray(kernels)
     n_out, n_in = k.shape[:2]
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         n_in, n_out, figsize=(1.5 + 0.75 * n_out, 1.1 + 0.75 * n_in), squeeze=False
     )
     lim = _sym(k)
@@ -52,10 +54,11 @@ def _bare(ax) -> None:
     ax.set_frame_on(False)
 
 
+@styled
 def plot_feature_maps(image: np.ndarray, maps: dict[str, np.ndarray], max_channels: int = 16):
     """The input image, then a row per conv layer with each channel's response to it."""
     n_cols = 1 + min(max_channels, max(m.shape[0] for m in maps.values()))
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         len(maps), n_cols, figsize=(1.15 * n_cols, 1.45 * len(maps)), squeeze=False
     )
     for ax in axes.flat:
@@ -74,13 +77,12 @@ def plot_feature_maps(image: np.ndarray, maps: dict[str, np.ndarray], max_channe
     return fig, axes
 
 
+@styled
 def plot_class_maps(maps: np.ndarray, classes: Sequence[str], title: str, cols: int = 5):
     """One 28x28 map per class (e.g. receptive fields), red positive, blue negative."""
     maps = np.asarray(maps).reshape(len(classes), 28, 28)
     rows = int(np.ceil(len(classes) / cols))
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(1.9 * cols + 0.8, 2.0 * rows + 0.5), squeeze=False
-    )
+    fig, axes = subplots(rows, cols, figsize=(1.9 * cols + 0.8, 2.0 * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for k, name in enumerate(classes):
@@ -89,7 +91,7 @@ def plot_class_maps(maps: np.ndarray, classes: Sequence[str], title: str, cols: 
         ax.imshow(maps[k], cmap="RdBu_r", vmin=-lim, vmax=lim)
         ax.set_title(f"class {name}", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    sm = plt.cm.ScalarMappable(cmap="RdBu_r", norm=plt.Normalize(-1, 1))
+    sm = matplotlib.cm.ScalarMappable(cmap="RdBu_r", norm=matplotlib.colors.Normalize(-1, 1))
     fig.colorbar(
         sm,
         ax=axes,
@@ -100,10 +102,11 @@ def plot_class_maps(maps: np.ndarray, classes: Sequence[str], title: str, cols: 
     return fig, axes
 
 
+@styled
 def plot_saliency_grid(images: np.ndarray, rows: dict[str, np.ndarray], titles: Sequence[str]):
     """Columns are input images; the first row shows them, each further row one attribution."""
     n = len(images)
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1 + len(rows), n, figsize=(1.5 * n + 1.2, 1.6 * (1 + len(rows))), squeeze=False
     )
     for ax in axes.flat:
@@ -125,11 +128,12 @@ def plot_saliency_grid(images: np.ndarray, rows: dict[str, np.ndarray], titles: 
     return fig, axes
 
 
+@styled
 def plot_hidden_units(acts: np.ndarray, labels: np.ndarray, classes: Sequence[str], layer: str):
     """Heatmap of one hidden layer for test digits grouped by class (rows), units as columns."""
     order = np.argsort(labels, kind="stable")
     a = np.asarray(acts)[order]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = subplots(figsize=(9, 4.5))
     im = ax.imshow(a, aspect="auto", cmap="magma", interpolation="nearest")
     bounds = np.flatnonzero(np.diff(labels[order])) + 0.5
     for b in bounds:
@@ -155,11 +159,12 @@ def _unit_order(m: np.ndarray) -> np.ndarray:
     return np.lexsort((cross, falling))
 
 
+@styled
 def plot_activation_map(
     maps: dict[str, np.ndarray], x: np.ndarray, gaps: Sequence[tuple[float, float]] = ()
 ):
     """Regression hidden layers over the input range: units (rows, sorted) x input (columns)."""
-    fig, axes = plt.subplots(len(maps), 1, figsize=(8, 2.6 * len(maps)), squeeze=False)
+    fig, axes = subplots(len(maps), 1, figsize=(8, 2.6 * len(maps)), squeeze=False)
     for ax, (name, m) in zip(axes[:, 0], maps.items()):
         m = np.asarray(m)
         order = _unit_order(m)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from glassnet.introspection.weights import LayerWeights
-from glassnet.plots.style import STYLE, plt
+from glassnet.plots.style import STYLE, styled, subplots
 
 __all__ = [
     "plot_regression_fit",
@@ -17,6 +17,7 @@ __all__ = [
 ]
 
 
+@styled
 def plot_regression_fit(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -30,7 +31,7 @@ def plot_regression_fit(
     band_label: str = "CV fold spread",
 ):
     """Training and test points, the fitted curve, gaps in the training data shaded."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = subplots(figsize=(7.5, 4.5))
     for i, (lo, hi) in enumerate(gaps):
         ax.axvspan(
             lo, hi, color=STYLE["gap"], alpha=0.5, label="gap in training data" if i == 0 else None
@@ -46,6 +47,7 @@ def plot_regression_fit(
     return fig, ax
 
 
+@styled
 def plot_learning_curve(
     curves: dict[str, Sequence[float]],
     ylabel: str = "MSE loss",
@@ -55,7 +57,7 @@ def plot_learning_curve(
 ):
     """One line per named series (e.g. train and validation loss), one value per epoch, or one
     per entry of ``epochs`` when the series were read every few epochs."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for name, values in curves.items():
         v = np.asarray(values, dtype=float)
         x = np.arange(1, len(v) + 1) if epochs is None else np.asarray(epochs)
@@ -68,12 +70,13 @@ def plot_learning_curve(
     return fig, ax
 
 
+@styled
 def plot_weight_histograms(layers: Sequence[LayerWeights], bins: int = 60):
     """One histogram per layer of its weights, with mean/std in the panel title."""
     n = len(layers)
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, lw in zip(axes.flat, layers):
         s = lw.stats()
         ax.hist(lw.weights, bins=bins, color=STYLE["train"], alpha=0.85)
@@ -88,6 +91,7 @@ def plot_weight_histograms(layers: Sequence[LayerWeights], bins: int = 60):
     return fig, axes
 
 
+@styled
 def plot_activation_heatmap(
     activations: dict[str, np.ndarray],
     inputs: Sequence[float],
@@ -100,9 +104,7 @@ def plot_activation_heatmap(
     last input, which turns a speckle of units into visible groups.
     """
     n = len(activations)
-    fig, axes = plt.subplots(
-        n, 1, figsize=(9, 1.2 + 0.35 * len(inputs) * n + 0.6 * n), squeeze=False
-    )
+    fig, axes = subplots(n, 1, figsize=(9, 1.2 + 0.35 * len(inputs) * n + 0.6 * n), squeeze=False)
     for ax, (name, a) in zip(axes[:, 0], activations.items()):
         a = np.asarray(a)[:, :max_units]
         if sort_units:  # units that rise with the input on the left, falling ones on the right

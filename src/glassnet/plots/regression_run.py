@@ -59,36 +59,47 @@ def regression_figures(
     save("fit.png", fig)
 
     if band is not None:
-        mean, std = band["mean"], band["std"]
-        fig, ax = plot_regression_fit(
-            *points,
-            grid,
-            curve,
-            gaps=gaps,
-            band=(mean - 2 * std, mean + 2 * std),
-            band_label=f"{band_label}: mean +- 2 std",
-            title=f"The fitted net and its {len(band['all'])} {band_label}",
-        )
-        for pred in band["all"]:
-            ax.plot(grid, pred, color="gray", lw=0.6, alpha=0.6)
-        if gp is not None:
-            ax.plot(grid, gp[0] - 2 * gp[1], color="k", lw=0.8, ls=":")
-            ax.plot(
-                grid,
-                gp[0] + 2 * gp[1],
-                color="k",
-                lw=0.8,
-                ls=":",
-                label="Gaussian process +- 2 std",
-            )
-            ax.legend(loc="best", fontsize=8)
-        save("fit_band.png", fig)
+        save("fit_band.png", _band_figure(points, grid, curve, gaps, band, band_label, gp))
 
     fig, _ = plot_learning_curve(
         curves, title="Learning curves of the chosen model", epochs=curve_epochs
     )
     save("learning_curve.png", fig)
 
+    which = _inside_figures(save, model, probe_x)
+    maps = activation_map(model, grid)
+    fig, _ = plot_activation_map(
+        {f"hidden layer {i + 1}{which}": v for i, v in enumerate(maps.values())}, grid, gaps
+    )
+    save("activation_map.png", fig)
+
+
+def _band_figure(points, grid, curve, gaps, band, band_label: str, gp):
+    """The fit with every member's curve, their mean +- 2 std, and the GP's band."""
+    mean, std = band["mean"], band["std"]
+    fig, ax = plot_regression_fit(
+        *points,
+        grid,
+        curve,
+        gaps=gaps,
+        band=(mean - 2 * std, mean + 2 * std),
+        band_label=f"{band_label}: mean +- 2 std",
+        title=f"The fitted net and its {len(band['all'])} {band_label}",
+    )
+    for pred in band["all"]:
+        ax.plot(grid, pred, color="gray", lw=0.6, alpha=0.6)
+    if gp is not None:
+        ax.plot(grid, gp[0] - 2 * gp[1], color="k", lw=0.8, ls=":")
+        ax.plot(
+            grid, gp[0] + 2 * gp[1], color="k", lw=0.8, ls=":", label="Gaussian process +- 2 std"
+        )
+        ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def _inside_figures(save, model: nn.Module, probe_x: Sequence[float]) -> str:
+    """Weight histograms and hidden activations at the probe inputs (of the first member of an
+    ensemble); returns the label saying so, or ''."""
     net, probes = first_member(model, np.asarray(probe_x, dtype=np.float32))
     which = " (first ensemble member)" if net is not model else ""
     fig, _ = plot_weight_histograms(layer_weights(net))
@@ -104,9 +115,4 @@ def regression_figures(
         {names[k]: v.numpy() for k, v in acts.items()}, list(probe_x), max_units=512
     )
     save("activations.png", fig)
-
-    maps = activation_map(model, grid)
-    fig, _ = plot_activation_map(
-        {f"hidden layer {i + 1}{which}": v for i, v in enumerate(maps.values())}, grid, gaps
-    )
-    save("activation_map.png", fig)
+    return which

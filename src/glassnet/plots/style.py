@@ -1,19 +1,45 @@
-"""One look for every figure: the Agg backend (files only) and shared colours and sizes."""
+"""One look for every figure: shared colours and sizes, applied per figure, never globally.
+
+Figures are plain ``matplotlib.figure.Figure`` objects, not registered with pyplot: importing
+or calling glassnet leaves the backend, the open figures and the global ``rcParams`` of a
+notebook or script alone, and saving needs no display.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; no display needed (and none on servers or CI)
-import matplotlib.pyplot as plt  # noqa: E402
+__all__ = ["STYLE", "RC", "styled", "subplots"]
 
 STYLE = {"train": "#1f77b4", "test": "#ff7f0e", "fit": "#d62728", "gap": "#cccccc"}
-plt.rcParams.update(
-    {
-        "figure.dpi": 100,
-        "axes.titlesize": 11,
-        "axes.labelsize": 10,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-)
+RC = {
+    "figure.dpi": 100,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
-__all__ = ["STYLE", "plt"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def styled(fn: F) -> F:
+    """Run a plotting function under glassnet's rc settings (a context, restored afterwards)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kwargs: Any) -> tuple[Figure, Any]:
+    """Like ``plt.subplots``, but the figure is not registered with pyplot: nothing to close."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)

@@ -11,17 +11,15 @@ from string import Template
 from typing import Any
 
 from glassnet.errors import UserError
+from glassnet.formatting import fmt
 from glassnet.report.captions import CAPTIONS
+from glassnet.results import ClassificationMetrics, RegressionMetrics, metrics_from_json
 from glassnet.runs import software_versions
+from glassnet.study_numbers import STUDY
 
 __all__ = ["build_report", "STUDY", "software_versions"]
 
 # The study's own numbers, shown beside ours.
-STUDY = {
-    "regression": {"train_mse": 0.187, "test_mse": 0.110},
-    "mlp": {"test_accuracy": 0.9639},
-    "lenet5": {"test_accuracy": 0.9912},
-}
 _LOWER_IS_BETTER = {"train_mse", "test_mse", "cv_mse"}
 _LABELS = {
     "train_mse": "train MSE",
@@ -36,19 +34,9 @@ def _e(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        return ", ".join(_fmt(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
-    return str(v)
-
-
 def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
     head = f"<tr><th>{_e(header[0])}</th><th>{_e(header[1])}</th></tr>" if any(header) else ""
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(fmt(v))}</td></tr>" for k, v in rows)
     return f"<table>{head}{body}</table>"
 
 
@@ -65,7 +53,7 @@ def _csv_table(path: Path, limit: int = 10, drop: tuple[str, ...] = ("params",))
         for c in cols:
             v = r[c]
             try:
-                v = _fmt(float(v)) if "." in v or "e" in v.lower() else v
+                v = fmt(float(v)) if "." in v or "e" in v.lower() else v
                 cls = ' class="num"'
             except ValueError:
                 cls = ""
@@ -94,7 +82,7 @@ def _run_key(cfg: dict) -> str:
     return cfg.get("model", "regression") if cfg.get("kind") == "classification" else "regression"
 
 
-def _comparison(key: str, m: dict, study: dict | None, same_data: bool = True) -> str:
+def _comparison(key: str, m: Any, study: dict | None, same_data: bool = True) -> str:
     if not study or key not in study:
         return ""
     if not same_data:
@@ -104,7 +92,7 @@ def _comparison(key: str, m: dict, study: dict | None, same_data: bool = True) -
         )
     rows = []
     for metric, theirs in study[key].items():
-        ours = m.get(metric)
+        ours = getattr(m, metric, None)
         if ours is None:
             continue
         better = ours < theirs if metric in _LOWER_IS_BETTER else ours > theirs
@@ -135,40 +123,53 @@ def _regression_title(cfg: dict) -> str:
     return f"Regression: MLP 1-{widths}-1, {cfg.get('activation', 'tanh')}; {how}"
 
 
-# Regression settings that only some searches use; the others always apply.
+# Settings that only some searches (or models) use; the others always apply.
 _ONLY_FOR = {
-    "lr": {"none"},
-    "momentum": {"none"},
-    "epochs": {"none"},
-    "weight_decay": {"none"},
-    "n_iter": {"ensemble", "population", "random"},
-    "cv": {"ensemble", "population", "random", "grid"},
-    "folds": {"ensemble"},
-    "max_epochs": {"ensemble"},
-    "patience": {"ensemble"},
-    "epoch_choices": {"population", "random", "grid"},
-    "n_jobs": {"random", "grid"},
+    "regression": {
+        "lr": {"none"},
+        "momentum": {"none"},
+        "epochs": {"none"},
+        "weight_decay": {"none"},
+        "n_iter": {"ensemble", "population", "random"},
+        "cv": {"ensemble", "population", "random", "grid"},
+        "folds": {"ensemble"},
+        "max_epochs": {"ensemble"},
+        "patience": {"ensemble"},
+        "epoch_choices": {"population", "random", "grid"},
+        "n_jobs": {"random", "grid"},
+    },
+    "classification": {  # the grid chooses lr, dropout and epochs itself
+        "lr": {"none"},
+        "dropout": {"none"},
+        "epochs": {"none"},
+        "lr_schedule": {"none"},
+        "warmup": {"none"},
+        "grid_lr": {"grid"},
+        "grid_dropout": {"grid"},
+        "grid_epochs": {"grid"},
+    },
 }
 
 
 def _applied(cfg: dict) -> set[str]:
     """The configuration keys that applied to this run (a search ignores the others)."""
     search = cfg.get("search")
-    return {k for k in cfg if k not in _ONLY_FOR or search in _ONLY_FOR[k]}
+    only = _ONLY_FOR.get(cfg.get("kind", "regression"), {})
+    keys = {k for k in cfg if k not in only or search in only[k]}
+    if cfg.get("model") == "lenet5":
+        keys.discard("hidden")  # the dense net's widths
+    return keys
 
 
-def _other_data(key: str, m: dict) -> bool:
+def _other_data(m: RegressionMetrics | ClassificationMetrics) -> bool:
     """True when a run's data differ from the study's (generated, or a sample of MNIST)."""
-    if key == "regression":
-        return bool(m.get("generated_data"))
-    d = m.get("data", {})
-    used = d.get("n_fit", 0) + d.get("n_val", 0)
-    return d.get("kind") == "embedded-sample" or used < d.get("n_train", used)
+    return m.data.generated or m.data.partial()
 
 
 def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
+    """One run's section of the report, its link, and its row of the summary table."""
     cfg = _read(run, "config.json")
-    m = _read(run, "metrics.json")
+    m = metrics_from_json(_read(run, "metrics.json"))
     key = _run_key(cfg)
     title = {
         "regression": _regression_title(cfg),
@@ -180,117 +181,120 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
         f'<section class="run" id="{anchor}"><h2>{_e(title)}</h2>',
         f"<p>Run folder: <code>{_e(run.name)}</code></p>",
     ]
-    notes = list(m.get("notes", []))
-    if m.get("generated_data"):
+    notes = list(getattr(m, "notes", []))
+    if isinstance(m, RegressionMetrics) and m.data.generated:
         notes.append(
             "No data folder was given, so generated data was used (the embedded "
             "default); see --data-dir."
         )
     parts += [f'<p class="note">{_e(n)}</p>' for n in notes]
-    if key == "regression":
-        data_rows = [
-            ("source", m.get("data")),
-            ("train / test points", f"{m.get('n_train')} / {m.get('n_test')}"),
-        ]
-        headline = [
-            ("search", m.get("search")),
-            ("best parameters", m.get("best_params")),
-            ("CV MSE", m.get("cv_mse", "n/a (no search)")),
-            ("train MSE", m.get("train_mse")),
-            ("test MSE", m.get("test_mse")),
-        ]
-        if "baseline_gp_test_mse" in m:
-            headline.append(("Gaussian process test MSE (baseline)", m["baseline_gp_test_mse"]))
-        if "band_coverage" in m:
-            headline.append(
-                (
-                    "test points within mean +- 2 std: fold models / Gaussian process",
-                    f"{m['band_coverage']:.0%} / {m['baseline_gp_band_coverage']:.0%}",
-                )
-            )
-        if "fold_std_in_gaps" in m:
-            headline.append(
-                (
-                    "fold-model spread (std) in gaps / elsewhere",
-                    f"{m['fold_std_in_gaps']:.3f} / {m['fold_std_elsewhere']:.3f}",
-                )
-            )
-        nan = float("nan")
-        ours = f"train MSE {m.get('train_mse', nan):.3f}, test MSE {m.get('test_mse', nan):.3f}"
-        if "baseline_gp_test_mse" in m:
-            ours += f" (Gaussian process: {m['baseline_gp_test_mse']:.3f})"
-        source = "generated (embedded)" if m.get("generated_data") else m.get("data", "")
-    else:
-        d = m.get("data", {})
-        data_rows = [
-            ("source", d.get("source")),
-            ("fit / validation / test", f"{d.get('n_fit')} / {d.get('n_val')} / {d.get('n_test')}"),
-            ("classes", d.get("classes")),
-        ]
-        headline = [
-            ("parameters", m.get("best_params")),
-            ("best epoch", f"{m.get('best_epoch')} of {m.get('epochs_run')}"),
-            ("validation accuracy", f"{m.get('val_accuracy', 0):.2%}"),
-            ("test accuracy", f"{m.get('test_accuracy', 0):.2%}"),
-            (
-                "most confused",
-                ", ".join(
-                    f"{c['true']}->{c['predicted']} ({c['count']})"
-                    for c in m.get("most_confused", [])
-                ),
-            ),
-        ]
-        ours = f"test accuracy {m.get('test_accuracy', 0):.2%}"
-        source = d.get("source", "")
+    data_rows, headline, ours, source = (
+        _regression_rows(m) if key == "regression" else _classification_rows(m)
+    )
     parts.append(
         '<div class="grid"><div><h3>Data</h3>'
         + _table(data_rows)
         + "<h3>Results</h3>"
         + _table(headline)
-        + _comparison(key, m, study, same_data=not _other_data(key, m))
+        + _comparison(key, m, study, same_data=not _other_data(m))
         + "</div><div><h3>Configuration</h3>"
         + _table([(k, v) for k, v in cfg.items() if v is not None and k in _applied(cfg)])
         + "</div></div>"
     )
+    parts += _tables_and_figures(run, m)
+    parts.append("</section>")
+    link = f'<a href="#{anchor}">{_e(title)}</a>'
+    row = (
+        f"<tr><td>{link}</td><td>{_e(source)}</td><td>{_e(ours)}</td>"
+        + (f"<td>{_e(_study_text(study, key))}</td>" if study else "")
+        + f"<td class='num'>{_e(fmt(m.seconds))}</td></tr>"
+    )
+    return "\n".join(parts), link, row
+
+
+def _regression_rows(m: RegressionMetrics) -> tuple[list, list, str, str]:
+    """Data rows, result rows, the summary's result text and data source of a regression run."""
+    data_rows = [
+        ("source", m.data.source),
+        ("train / test points", f"{m.data.n_train} / {m.data.n_test}"),
+    ]
+    headline = [
+        ("search", m.search),
+        ("best parameters", m.best_params),
+        ("CV MSE", m.cv_mse if m.cv_mse is not None else "n/a (no search)"),
+        ("train MSE", m.train_mse),
+        ("test MSE", m.test_mse),
+        ("Gaussian process test MSE (baseline)", m.baseline_gp_test_mse),
+    ]
+    if m.band_coverage is not None:
+        headline.append(
+            (
+                "test points within mean +- 2 std: fold models / Gaussian process",
+                f"{m.band_coverage:.0%} / {m.baseline_gp_band_coverage:.0%}",
+            )
+        )
+    if m.fold_std_in_gaps is not None:
+        headline.append(
+            (
+                "fold-model spread (std) in gaps / elsewhere",
+                f"{m.fold_std_in_gaps:.3f} / {m.fold_std_elsewhere:.3f}",
+            )
+        )
+    ours = f"train MSE {m.train_mse:.3f}, test MSE {m.test_mse:.3f}"
+    ours += f" (Gaussian process: {m.baseline_gp_test_mse:.3f})"
+    source = "generated (embedded)" if m.data.generated else m.data.source
+    return data_rows, headline, ours, source
+
+
+def _classification_rows(m: ClassificationMetrics) -> tuple[list, list, str, str]:
+    """Data rows, result rows, the summary's result text and data source of a classifier."""
+    d = m.data
+    data_rows = [
+        ("source", d.source),
+        ("fit / validation / test", f"{d.n_fit} / {d.n_val} / {d.n_test}"),
+        ("classes", d.classes),
+    ]
+    confused = ", ".join(f"{c['true']}->{c['predicted']} ({c['count']})" for c in m.most_confused)
+    headline = [
+        ("parameters", m.best_params),
+        ("best epoch", f"{m.best_epoch} of {m.epochs_run}"),
+        ("validation accuracy", f"{m.val_accuracy:.2%}"),
+        ("test accuracy", f"{m.test_accuracy:.2%}"),
+        ("most confused", confused),
+    ]
+    return data_rows, headline, f"test accuracy {m.test_accuracy:.2%}", d.source
+
+
+def _tables_and_figures(run: Path, m: RegressionMetrics | ClassificationMetrics) -> list[str]:
+    """Search tables, every figure with its caption, timing and software of a run."""
+    parts = []
     for name, label in (
         ("cv_results.csv", "Search results (cross-validation, best first)"),
         ("grid_results.csv", "Grid search on the validation split, best first"),
     ):
         if (run / name).exists() and (run / name).stat().st_size:
             parts.append(f"<h3>{_e(label)}</h3>" + _csv_table(run / name))
-    figures = sorted(
-        (p for p in run.glob("*.png")),
-        key=lambda p: (
-            _FIGURE_ORDER.index(p.name) if p.name in _FIGURE_ORDER else len(_FIGURE_ORDER),
-            p.name,
-        ),
-    )
-    for p in figures:
+    rank = {name: i for i, name in enumerate(_FIGURE_ORDER)}
+    for p in sorted(run.glob("*.png"), key=lambda p: (rank.get(p.name, len(rank)), p.name)):
         caption = CAPTIONS.get(p.name, p.stem.replace("_", " "))
         parts.append(f"<figure>{_img(p)}<figcaption>{_e(caption)}</figcaption></figure>")
-    timing = [("total seconds", m.get("seconds"))]
-    if "seconds_per_epoch" in m:
-        timing += [("seconds per epoch", m["seconds_per_epoch"]), ("device", m.get("device"))]
+    timing: list[tuple[str, Any]] = [("total seconds", m.seconds)]
+    if isinstance(m, ClassificationMetrics):
+        timing += [("seconds per epoch", m.seconds_per_epoch), ("device", m.device)]
     parts.append("<h3>Timing</h3>" + _table(timing))
     env = run / "environment.json"
     if env.exists():
         parts.append("<h3>Software</h3>" + _table(list(json.loads(env.read_text()).items())))
-    parts.append("</section>")
-    theirs = ""
-    if study and key in study:
-        theirs = ", ".join(
-            f"{k.replace('_', ' ')} {v:.2%}"
-            if "accuracy" in k
-            else f"{k.replace('_', ' ')} {v:.3f}"
-            for k, v in study[key].items()
-        )
-    link = f'<a href="#{anchor}">{_e(title)}</a>'
-    row = (
-        f"<tr><td>{link}</td><td>{_e(source)}</td><td>{_e(ours)}</td>"
-        + (f"<td>{_e(theirs)}</td>" if study else "")
-        + f"<td class='num'>{_e(_fmt(m.get('seconds')))}</td></tr>"
+    return parts
+
+
+def _study_text(study: dict | None, key: str) -> str:
+    if not study or key not in study:
+        return ""
+    return ", ".join(
+        f"{k.replace('_', ' ')} {v:.2%}" if "accuracy" in k else f"{k.replace('_', ' ')} {v:.3f}"
+        for k, v in study[key].items()
     )
-    return "\n".join(parts), link, row
 
 
 def build_report(

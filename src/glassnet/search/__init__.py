@@ -1,8 +1,9 @@
 """Hyperparameter search: default spaces and the wiring of scikit-learn searches."""
 
+from glassnet.search.adapter import NotBatchableError, train_members
 from glassnet.search.cv import BlockedKFold, make_search, search_summary
 from glassnet.search.ensemble import EnsembleSearchCV
-from glassnet.search.population import NotBatchableError, PopulationSearchCV
+from glassnet.search.population import PopulationSearchCV
 from glassnet.search.spaces import regression_distributions, regression_grid
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "regression_distributions",
     "regression_grid",
     "search_summary",
+    "train_members",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.model_selection import BaseCrossValidator, GridSearchCV, KFold, Ran
 from glassnet.progress import Progress
 from glassnet.search.population import PopulationSearchCV
 
-__all__ = ["make_search", "search_summary", "BlockedKFold", "SEARCH_KINDS"]
+__all__ = ["make_search", "search_summary", "cv_rows", "BlockedKFold", "SEARCH_KINDS"]
 
 SEARCH_KINDS = ("population", "random", "grid", "none")
 
@@ -94,3 +95,30 @@ def search_summary(cv_results: dict) -> dict[str, Any]:
     """Return counts of candidates and failed (NaN-scored) candidates from ``cv_results_``."""
     scores = np.asarray(cv_results["mean_test_score"], dtype=float)
     return {"n_candidates": int(scores.size), "n_failed": int(np.isnan(scores).sum())}
+
+
+def cv_rows(cv_results: dict) -> list[dict[str, Any]]:
+    """Flatten cv_results_ into CSV rows, with the score turned back into an MSE."""
+    rows = []
+    split_keys = sorted(k for k in cv_results if k.startswith("split") and k.endswith("test_score"))
+    for i, params in enumerate(cv_results["params"]):
+        score = float(cv_results["mean_test_score"][i])
+        row = {
+            "rank": int(cv_results["rank_test_score"][i]),
+            "mean_cv_mse": None if math.isnan(score) else -score,
+            "std_cv_mse": float(cv_results["std_test_score"][i]),
+        }
+        # per search: fit seconds (sklearn's searches), chosen and trained epochs (ensemble)
+        for key, col in (("mean_fit_time", "mean_fit_seconds"), ("best_epoch", "best_epoch"),
+                         ("epochs_trained", "epochs_trained")):  # fmt: skip
+            if key in cv_results:
+                row[col] = cv_results[key][i].item()
+        plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+        row.update({k.replace("optimizer__", ""): v for k, v in plain.items()})
+        for k in split_keys:
+            s = float(cv_results[k][i])
+            row[k.replace("_test_score", "_mse")] = None if math.isnan(s) else -s
+        row["params"] = plain
+        rows.append(row)
+    rows.sort(key=lambda r: r["rank"])
+    return rows

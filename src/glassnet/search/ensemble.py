@@ -28,10 +28,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import ParameterSampler, check_cv
 from sklearn.utils.validation import check_is_fitted
 
+from glassnet.activations import BATCHABLE_ACTIVATIONS
 from glassnet.models import MLP, RegressionEnsemble
 from glassnet.progress import Progress
-from glassnet.search.population import _ACTS, NotBatchableError, _Population, epoch_batches
-from glassnet.training import keep_freed_memory
+from glassnet.search.adapter import NotBatchableError
+from glassnet.search.engine import Population, epoch_batches
 
 __all__ = ["EnsembleSearchCV"]
 
@@ -106,7 +107,6 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         )
         folds = list(check_cv(self.cv, ys, classifier=False).split(Xs, ys))
         self.n_splits_ = len(folds)
-        keep_freed_memory()
         t0 = time.perf_counter()
         state = self._train(Xs, ys, folds)
         self.train_seconds_ = time.perf_counter() - t0
@@ -132,10 +132,10 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"EnsembleSearchCV searches {sorted(_KEYS)}; cannot search {sorted(unknown)}"
             )
-        if self.activation not in _ACTS:
+        if self.activation not in BATCHABLE_ACTIVATIONS:
             raise NotBatchableError(
                 f"EnsembleSearchCV cannot batch activation {self.activation!r}; "
-                f"supported: {sorted(_ACTS)}"
+                f"supported: {list(BATCHABLE_ACTIVATIONS)}"
             )
         for name in ("n_iter", "max_epochs", "check_every", "patience", "top_k", "batch_size"):
             if getattr(self, name) < 1:
@@ -167,34 +167,16 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         members = [(c, k) for c in range(n_cand) for k in range(n_folds)]  # row = c * folds + k
         inits = self._initial_modules(n_folds, X.shape[1], y.shape[1])
         settings = [self._settings(self.candidates_[c]) for c, _ in members]
-        pop = _Population([inits[k] for _, k in members], settings, dev, self.activation,
+        pop = Population([inits[k] for _, k in members], settings, dev, self.activation,
                           self.layer_lr)  # fmt: skip
         factor = torch.tensor([s["input_scale"] for s in settings], device=dev)[:, None, None]
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
         sizes = [len(t) for t in train_idx]
-        # every member's validation rows as one padded, weighted batch (weights 1/rows, 0 pad)
-        val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
-        n_val = max(len(v) for v in val_idx)
-        sizes_val = [len(v) for v in val_idx]
-        ids = list(range(len(members)))
-        Xv, yv, wv, _, _ = epoch_batches(
-            ids, sizes_val, val_idx, n_val, n_val, False, None, Xt, yt
-        )[0]
-        Xv = Xv * factor  # (member, rows, in): each member's input scale
+        Xv, yv, wv = _validation_batch(members, folds, Xt, yt, factor)
         gen = torch.Generator()
         gen.manual_seed(self.random_state + 1)
-        st = {
-            "best": np.full(n_cand, np.inf),  # best mean fold MSE (standardised units)
-            "best_epoch": np.zeros(n_cand, dtype=int),
-            "best_folds": np.full((n_cand, n_folds), np.nan),
-            "snap": {},  # candidate -> its fold models' weights at its best epoch
-            "stale": np.zeros(n_cand, dtype=int),
-            "failed": np.zeros(n_cand, dtype=bool),
-            "epochs": np.zeros(n_cand, dtype=int),
-            "curve_train": {c: [] for c in range(n_cand)},
-            "curve_valid": {c: [] for c in range(n_cand)},
-        }
+        st = _search_state(n_cand, n_folds)
         progress = self.progress or Progress()
         progress.start(len(members) * self.max_epochs, f"ensemble search: {len(members)} members")
         full_batch = self.batch_size >= max(sizes)
@@ -309,3 +291,28 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         self.ensemble_ = RegressionEnsemble(
             members, self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_
         ).eval()
+
+
+def _validation_batch(members, folds, Xt, yt, factor) -> tuple[torch.Tensor, ...]:
+    """Every member's validation rows as one padded, weighted batch (weights 1/rows, 0 pad)."""
+    val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
+    n_val = max(len(v) for v in val_idx)
+    sizes_val = [len(v) for v in val_idx]
+    ids = list(range(len(members)))
+    Xv, yv, wv, _, _ = epoch_batches(ids, sizes_val, val_idx, n_val, n_val, False, None, Xt, yt)[0]
+    return Xv * factor, yv, wv  # (member, rows, in): each member's input scale
+
+
+def _search_state(n_cand: int, n_folds: int) -> dict[str, Any]:
+    """What the search tracks per candidate while it trains."""
+    return {
+        "best": np.full(n_cand, np.inf),  # best mean fold MSE (standardised units)
+        "best_epoch": np.zeros(n_cand, dtype=int),
+        "best_folds": np.full((n_cand, n_folds), np.nan),
+        "snap": {},  # candidate -> its fold models' weights at its best epoch
+        "stale": np.zeros(n_cand, dtype=int),
+        "failed": np.zeros(n_cand, dtype=bool),
+        "epochs": np.zeros(n_cand, dtype=int),
+        "curve_train": {c: [] for c in range(n_cand)},
+        "curve_valid": {c: [] for c in range(n_cand)},
+    }

@@ -117,12 +117,10 @@ class RunWriter:
         return p
 
     def figure(self, name: str, fig: Any) -> Path:
-        """Save a matplotlib figure as PNG, close it, and return its path."""
-        import matplotlib.pyplot as plt
-
+        """Save a matplotlib figure as PNG and return its path (glassnet's figures are not
+        registered with pyplot, so there is nothing to close)."""
         p = self.file(name)
         fig.savefig(p, dpi=110, bbox_inches="tight")
-        plt.close(fig)
         return p
 
     def weights(self, module: torch.nn.Module, name: str = "weights.pt") -> Path:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from scipy.stats import loguniform, uniform
 from sklearn.model_selection import KFold
-from skorch.callbacks import PrintLog
 
+from glassnet.data.batches import InMemoryLoader
 from glassnet.errors import UserError, require
 from glassnet.models import ACTIVATIONS, MLP, RegressionEnsemble
 from glassnet.progress import Progress
@@ -23,7 +24,6 @@ from glassnet.search.ensemble import EnsembleSearchCV
 from glassnet.training import (
     EpochProgress,
     GlassRegressor,
-    InMemoryLoader,
     StopOnDivergence,
     check_device,
     choose_device,
@@ -74,6 +74,17 @@ class RegressionConfig:
     device: str = "auto"  # auto | cpu | cuda
     epoch_choices: tuple[int, ...] = (100, 250, 500, 1000)  # epochs the study's search draws
     probe_x: tuple[float, ...] = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> RegressionConfig:
+        """The configuration a finished run was made with, from its config.json (what
+        ``glassnet rerun`` runs again)."""
+        from glassnet.runs.load import config_from_run
+
+        cfg = config_from_run(run_dir)
+        if not isinstance(cfg, cls):
+            raise UserError(f"{run_dir}: not a run of a {cls.__name__}")
+        return cfg
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""
@@ -196,7 +207,7 @@ def make_regressor(
         iterator_train__shuffle=True,
         iterator_valid=InMemoryLoader,
         callbacks=[StopOnDivergence(), EpochProgress(progress, tick_fits)],
-        callbacks__print_log=PrintLog(sink=lambda *_: None),  # library code stays silent
+        verbose=0,  # library code stays silent (skorch's PrintLog prints only when verbose)
         device=choose_device(cfg.device),
         random_state=cfg.seed,
     )

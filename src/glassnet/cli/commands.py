@@ -1,0 +1,203 @@
+"""The commands: each turns parsed options into a library call and prints its summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from glassnet.cli.parser import build_parser
+from glassnet.cli.summary import classify_summary, regression_summary, reproduce_summary
+from glassnet.errors import UserError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``glassnet`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("regression", "classify", "reproduce"):
+        from glassnet.allocator import keep_freed_memory
+
+        keep_freed_memory()  # process-wide, so the command decides, never a library call
+    try:
+        if args.command == "regression":
+            return _regression(args)
+        if args.command == "classify":
+            return _classify(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
+        if args.command == "data":
+            return _download(args)
+        if args.command == "predict":
+            return _predict(args)
+        if args.command == "rerun":
+            return _rerun(args)
+    except UserError as e:
+        print(f"glassnet: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("glassnet: interrupted; no run folder was left behind", file=sys.stderr)
+        return 130
+    return 1
+
+
+def _progress(args: argparse.Namespace):
+    from glassnet.progress import BarProgress, Progress
+
+    return Progress() if args.quiet else BarProgress()
+
+
+def _regression(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from glassnet.estimators import RegressionConfig
+    from glassnet.experiments.regression import run_regression
+
+    given = {}
+    for f in fields(RegressionConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:  # left out: the config's default applies
+            given[f.name] = tuple(value) if isinstance(value, list) else value
+    result = run_regression(RegressionConfig(**given), out=args.out, progress=_progress(args))
+    print(regression_summary(result.metrics, result.run_dir))
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from glassnet.estimators import ClassificationConfig
+    from glassnet.experiments.classification import run_classification
+
+    cfg = ClassificationConfig(
+        model=args.model,
+        preset=args.preset,
+        data_dir=args.data_dir,
+        class_names=tuple(args.class_names.split(",")) if args.class_names else None,
+        hidden=tuple(args.hidden),
+        dropout=args.dropout,  # None (not given): the preset's value
+        lr=args.lr,
+        epochs=args.epochs,
+        augment=args.augment,
+        rotate=args.rotate,
+        zoom=args.zoom,
+        lr_schedule=args.lr_schedule,
+        warmup=args.warmup,
+        average=args.average,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        val_fraction=args.val_fraction,
+        search=args.search,
+        grid_lr=tuple(args.grid_lr),
+        grid_dropout=tuple(args.grid_dropout),
+        grid_epochs=tuple(args.grid_epochs),
+        max_train=args.max_train,
+        seed=args.seed,
+        device=args.device,
+    )
+    result = run_classification(cfg, out=args.out, progress=_progress(args))
+    print(classify_summary(result.metrics, result.run_dir))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from glassnet.report import build_report
+    from glassnet.study_numbers import STUDY
+
+    out = build_report(args.run_dirs, args.output, study=STUDY if args.compare_study else None)
+    print(f"report written to {out}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from glassnet.experiments.study import reproduce
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    res = reproduce(
+        args.data_dir, args.quick, args.out, args.seed, args.device, _progress(args), log
+    )
+    print(reproduce_summary(res, args.quick))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from glassnet.data import images
+
+    mirrors = [m if m.endswith("/") else m + "/" for m in (args.mirror or images.MNIST_MIRRORS)]
+    where = images.download_mnist(args.to, mirrors=mirrors, expected=images.MNIST_SHA256)
+    print(f"MNIST is ready in {where}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from glassnet.data.regression import read_inputs
+    from glassnet.runs.load import load_regression_model, run_config
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"RUN_DIR {run_dir}: not a folder")
+    if run_config(run_dir)["kind"] == "classification":
+        return _predict_images(run_dir, args.images)
+    if args.images:
+        raise UserError(f"{run_dir} is a regression run: give inputs with --x or --input")
+    if (args.x is None) == (args.input is None):
+        raise UserError("give inputs with either --x X [X ...] or --input CSV")
+    if args.input is not None:
+        xs = read_inputs(args.input, "--input")
+    else:
+        xs = np.asarray(args.x, dtype=np.float64)
+    model = load_regression_model(run_dir)
+    with torch.no_grad():
+        ys = model(torch.as_tensor(xs, dtype=torch.float32).reshape(-1, 1)).ravel().numpy()
+    print("input,prediction")
+    for x, y in zip(xs, ys):
+        print(f"{x:.6g},{y:.6g}")
+    return 0
+
+
+def _predict_images(run_dir: Path, images: list[str]) -> int:
+    import numpy as np
+    import torch
+
+    from glassnet.preprocessing import image_to_mnist, to_inputs
+    from glassnet.runs.load import load_classifier
+
+    if not images:
+        raise UserError("give one or more image files to classify")
+    module, cfg = load_classifier(run_dir)
+    digits = np.stack([image_to_mnist(p) for p in images])  # (n, 28, 28) uint8
+    x = torch.from_numpy(to_inputs(digits, cfg["input_mean"], cfg["input_std"]))
+    with torch.no_grad():
+        proba = torch.softmax(module(x), dim=1).numpy()
+    classes = cfg["classes"]
+    print("image,prediction,probability," + ",".join(f"p({c})" for c in classes))
+    for path, p in zip(images, proba):
+        k = int(p.argmax())
+        print(f"{path},{classes[k]},{p[k]:.4f}," + ",".join(f"{v:.4f}" for v in p))
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    """Repeat a run from its config.json: the same settings and seed, a new folder."""
+    from glassnet.runs.load import config_from_run
+
+    cfg = config_from_run(args.run_dir)
+    if type(cfg).__name__ == "ClassificationConfig":
+        from glassnet.experiments.classification import run_classification
+
+        result = run_classification(cfg, out=args.out, progress=_progress(args))
+        print(classify_summary(result.metrics, result.run_dir))
+    else:
+        from glassnet.experiments.regression import run_regression
+
+        result = run_regression(cfg, out=args.out, progress=_progress(args))
+        print(regression_summary(result.metrics, result.run_dir))
+    return 0

@@ -1,0 +1,225 @@
+"""The command line: its declarative argument parser."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["build_parser"]
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+
+
+def _float(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every ``glassnet`` subcommand."""
+    p = argparse.ArgumentParser(
+        prog="glassnet",
+        description="Train small neural nets, tune them with cross-validated search, look inside.",
+    )
+    from glassnet import __version__
+
+    p.add_argument("--version", action="version", version=f"glassnet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser(
+        "regression",
+        help="the study's 1-D regression experiment",
+        description="Defaults are RegressionConfig's (glassnet.estimators); an option left out "
+        "keeps its default.",
+    )
+    d = r.add_argument_group("data")
+    d.add_argument("--train", metavar="CSV", help="training CSV (header input,label)")
+    d.add_argument("--test", metavar="CSV", help="test CSV (header input,label)")
+    d.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with regression/train_data.csv and test_data.csv "
+        "(default: $GLASSNET_DATA, else generated data)",
+    )
+    m = r.add_argument_group("model")
+    m.add_argument(
+        "--hidden", type=_int, nargs="+", metavar="W", help="hidden layer widths (default: 512 256)"
+    )
+    m.add_argument("--activation", help="tanh (default), relu, sigmoid or gelu")
+    s = r.add_argument_group("search and training")
+    s.add_argument(
+        "--search",
+        help="ensemble (default: candidates x folds trained together, epochs chosen by fold "
+        "loss, the model the mean of the best candidate's fold models); population (the "
+        "study's random search, all fits at once, best refit); random (the study's pipeline: "
+        "skorch + RandomizedSearchCV); grid; none (one fit with --lr --momentum --epochs "
+        "--weight-decay)",
+    )
+    s.add_argument(
+        "--n-iter",
+        type=_int,
+        help="random candidates (default: 8 for ensemble, the study's 20 for population/random)",
+    )
+    s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5)")
+    s.add_argument(
+        "--folds",
+        help="ensemble search: folds of neighbouring points (blocked, default) or shuffled",
+    )
+    s.add_argument(
+        "--max-epochs", type=_int, help="ensemble search: epoch cap per candidate (default 1000)"
+    )
+    s.add_argument(
+        "--patience",
+        type=_int,
+        help="ensemble search: stop a candidate after this many fold-loss reads (every 10 "
+        "epochs) without improvement (default: 30)",
+    )
+    s.add_argument(
+        "--epoch-choices",
+        type=_int,
+        nargs="+",
+        metavar="E",
+        help="epoch counts the population/random search draws from (default: 100 250 500 1000)",
+    )
+    s.add_argument("--lr", type=_float, help="learning rate (--search none; default 0.01)")
+    s.add_argument("--momentum", type=_float, help="SGD momentum (--search none; default 0.9)")
+    s.add_argument("--epochs", type=_int, help="epochs (--search none; default 1000)")
+    s.add_argument(
+        "--weight-decay", type=_float, help="L2 weight decay (--search none; default 0.001)"
+    )
+    s.add_argument("--batch-size", type=_int, help="default: 128 (full batch for 100 points)")
+    s.add_argument(
+        "--n-jobs", type=_int, help="parallel fits, --search random or grid only (default: 1)"
+    )
+    _common(r)
+
+    c = sub.add_parser("classify", help="MNIST-style image classification (mlp or lenet5)")
+    c.add_argument(
+        "--model",
+        default="mlp",
+        help="mlp (784-256-512-256-10) or lenet5",
+    )
+    c.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the four IDX files, directly or under mnist/ "
+        "(default: $GLASSNET_DATA, the download cache, else a 5,000-image sample)",
+    )
+    c.add_argument("--class-names", metavar="NAMES", help="comma-separated class names")
+    c.add_argument("--hidden", type=_int, nargs="+", default=[256, 512, 256], metavar="W")
+    c.add_argument(
+        "--preset",
+        default="default",
+        help="default: learns fast (a good model in a few epochs); best: longer training on "
+        "shifted, rotated and zoomed digits (LeNet-5 ~7 min, dense net ~5 min on two cores). "
+        "Options given below override the preset",
+    )
+    c.add_argument("--dropout", type=_float, help="dropout probability (preset: 0.1)")
+    c.add_argument(
+        "--lr", type=_float, help="Adam's peak learning rate (preset: 2e-3 mlp, 1.2e-2 lenet5)"
+    )
+    c.add_argument("--epochs", type=_int, help="epochs (preset default: 10)")
+    c.add_argument(
+        "--lr-schedule",
+        default="cosine",
+        help="cosine (default: a short warm-up, then anneal to 0 over the run) or none",
+    )
+    c.add_argument(
+        "--warmup", type=_float, default=0.03, help="fraction of the steps warming up (0.03)"
+    )
+    c.add_argument(
+        "--average",
+        type=_float,
+        help="decay of the weights' moving average, validated and kept instead of the raw "
+        "weights (default 0.99; 0 turns it off)",
+    )
+    c.add_argument(
+        "--augment",
+        type=_int,
+        metavar="PIXELS",
+        help="shift training images randomly by up to PIXELS (default 0; preset best: 2)",
+    )
+    c.add_argument(
+        "--rotate", type=_float, metavar="DEG", help="... and rotate by up to DEG (best: 10)"
+    )
+    c.add_argument("--zoom", type=_float, metavar="F", help="... and scale by 1 +- F (best: 0.1)")
+    c.add_argument("--batch-size", type=_int, help="default 128")
+    c.add_argument(
+        "--precision",
+        default="float32",
+        help="float32 (default) or bfloat16: train with bfloat16 arithmetic where the CPU/GPU "
+        "has it natively (on AVX512-BF16: dense-net epochs ~25%% faster, LeNet-5 ~10%%); "
+        "the test and predict stay float32",
+    )
+    c.add_argument("--val-fraction", type=_float, default=0.2)
+    c.add_argument("--search", default="none", help="none or grid (mlp only)")
+    c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
+    c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])
+    c.add_argument("--grid-epochs", type=_int, nargs="+", default=[10, 20, 30])
+    c.add_argument(
+        "--max-train",
+        type=_int,
+        default=None,
+        help="use only this many training images (quick runs)",
+    )
+    _common(c)
+
+    rp = sub.add_parser("report", help="one self-contained HTML report from run folders")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rp.add_argument("-o", "--output", default="report.html", metavar="HTML")
+    rp.add_argument(
+        "--compare-study", action="store_true", help="show the study's numbers beside ours"
+    )
+
+    rr = sub.add_parser("reproduce", help="the study's three experiments and the report")
+    rr.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with regression/ and mnist/ (default: $GLASSNET_DATA, else embedded data)",
+    )
+    rr.add_argument(
+        "--quick", action="store_true", help="small search, few epochs: a demo in about a minute"
+    )
+    _common(rr)
+
+    dl = sub.add_parser("data", help="manage data sets")
+    dsub = dl.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    down = dsub.add_parser("download", help="download a data set into the user cache")
+    down.add_argument("name", choices=["mnist"])
+    down.add_argument("--to", metavar="DIR", help="destination (default: the user cache)")
+    down.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="base URL to fetch from instead of the public mirrors (repeatable)",
+    )
+
+    pr = sub.add_parser("predict", help="predict with a saved run")
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("images", nargs="*", metavar="IMAGE", help="image files (classification runs)")
+    pr.add_argument("--x", type=_float, nargs="+", metavar="X", help="inputs (regression runs)")
+    pr.add_argument(
+        "--input", metavar="CSV", help="CSV of inputs: one column, or input,label (labels ignored)"
+    )
+    re = sub.add_parser(
+        "rerun",
+        help="run again with a finished run's config.json (same settings, same seed)",
+    )
+    re.add_argument("run_dir", metavar="RUN_DIR")
+    re.add_argument("--out", metavar="DIR", help="new run folder (default: runs/<UTC time>-<kind>)")
+    re.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=_int, default=0, help="one seed for everything")
+    g.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<UTC time>-<kind>)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")

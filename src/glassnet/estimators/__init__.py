@@ -1,0 +1,37 @@
+"""Configurations, presets and the estimators (skorch nets, searches) built from them."""
+
+from glassnet.estimators.classification import (
+    COMMON,
+    MODELS,
+    PRESETS,
+    ClassificationConfig,
+    build_module,
+    make_classifier,
+    module_class,
+    module_kwargs,
+)
+from glassnet.estimators.regression import (
+    FOLDS,
+    SEARCHES,
+    RegressionConfig,
+    build_regression_module,
+    make_ensemble_search,
+    make_regressor,
+)
+
+__all__ = [
+    "COMMON",
+    "FOLDS",
+    "MODELS",
+    "PRESETS",
+    "SEARCHES",
+    "ClassificationConfig",
+    "RegressionConfig",
+    "build_module",
+    "build_regression_module",
+    "make_classifier",
+    "make_ensemble_search",
+    "make_regressor",
+    "module_class",
+    "module_kwargs",
+]
