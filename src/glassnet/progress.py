@@ -1,7 +1,10 @@
 """Progress reporting that library code can call without printing anything itself.
 
 Library functions take a ``Progress``; the CLI passes a ``BarProgress`` (tqdm on a terminal),
-everything else gets the silent base class. A Progress survives ``sklearn.clone`` (deepcopy
+everything else gets the silent base class. One bar per phase of work, started by the code that
+knows the phase's size: a search its candidates' epochs, ``train_members`` its fold models, a
+classifier's run its epochs; the experiments start one only for scikit-learn's own searches,
+which report finished fits. A Progress survives ``sklearn.clone`` (deepcopy
 returns the same object) so a skorch callback holding one keeps reporting to the same bar.
 """
 

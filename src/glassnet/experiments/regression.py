@@ -151,6 +151,7 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
     """The study's way: one search (or one fit), the best refit, fold models for the band."""
     X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
     net = make_regressor(cfg, progress)
+    splitter = cfg.shuffled_folds()  # built once: the search's folds and the band's
     metrics: dict[str, Any] = {}
     table: list[dict[str, Any]] = []
     if cfg.search == "none":
@@ -161,11 +162,12 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
         grid = cfg.search == "grid"
         space = (regression_grid if grid else regression_distributions)(cfg.epoch_choices)
         search = make_search(
-            net, cfg.search, space, cv=cfg.cv, n_iter=cfg.candidates(), seed=cfg.seed,
+            net, cfg.search, space, cv=splitter, n_iter=cfg.candidates(), seed=cfg.seed,
             n_jobs=cfg.n_jobs, progress=progress,
         )  # fmt: skip
         n_cand = int(np.prod([len(v) for v in space.values()])) if grid else cfg.candidates()
-        progress.start(n_cand * cfg.cv + 1, f"{cfg.search} search, {cfg.cv}-fold CV")
+        if cfg.search != "population":  # scikit-learn's searches report fits; ours its epochs
+            progress.start(n_cand * cfg.cv + 1, f"{cfg.search} search, {cfg.cv}-fold CV")
         with warnings.catch_warnings():  # failed candidates are reported in metrics
             warnings.filterwarnings("ignore", category=FitFailedWarning)
             warnings.filterwarnings("ignore", message=".*test scores are non-finite")
@@ -178,7 +180,7 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
         metrics.update(summary, cv_mse=-float(search.best_score_))
         metrics["failed"] = [r["params"] for r in table if r["mean_cv_mse"] is None]
     metrics.update(best_params=best, epochs_run=len(net.history))
-    folds = [tr for tr, _ in cfg.shuffled_folds().split(X)]
+    folds = [tr for tr, _ in splitter.split(X)]
     members = fold_models(make_regressor(cfg), best, X, y, folds, progress)
     members = [m for m in members if m is not None]
     module = net.module_.cpu().eval()

@@ -56,7 +56,7 @@ def make_search(
     kind: str,
     space: dict,
     *,
-    cv: int = 5,
+    cv: int | BaseCrossValidator = 5,
     n_iter: int = 20,
     seed: int = 0,
     scoring: str = "neg_mean_squared_error",
@@ -68,10 +68,12 @@ def make_search(
     'random' and 'grid' are scikit-learn's searches; 'population' is PopulationSearchCV drawing
     the same candidates as 'random' (same seed) and training them all at once.
 
-    Folds are shuffled with ``seed``; a candidate whose fit raises (e.g. it diverged) scores NaN
-    instead of stopping the search, as scikit-learn's ``error_score=np.nan`` does.
+    ``cv`` folds (an int) are shuffled with ``seed``; or pass the splitter itself, so that the
+    caller uses the very same folds for other work (the fold models). A candidate whose fit
+    raises (e.g. it diverged) scores NaN instead of stopping the search, as scikit-learn's
+    ``error_score=np.nan`` does.
     """
-    folds = KFold(n_splits=cv, shuffle=True, random_state=seed)
+    folds = KFold(n_splits=cv, shuffle=True, random_state=seed) if isinstance(cv, int) else cv
     common = dict(scoring=scoring, cv=folds, refit=True, error_score=np.nan, n_jobs=n_jobs)
     if kind == "population":
         return PopulationSearchCV(
