@@ -77,6 +77,7 @@ def test_predict_names_the_class_of_a_drawn_picture(tmp_path, capsys):
         assert line.split(",")[1] == expected, line
 
 
+@pytest.mark.slow
 def test_rerun_repeats_a_classification_run(tmp_path, bars, capsys):
     cfg = ClassificationConfig(
         model="lenet5", data_dir=str(bars), epochs=2, batch_size=32, device="cpu", seed=4

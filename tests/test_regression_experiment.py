@@ -93,6 +93,7 @@ def test_study_hyperparameters_on_generated_data_learn(tmp_path, monkeypatch):
     assert res.metrics.test_mse < 0.6
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path, fast_cfg):
     a = run_regression(fast_cfg, out=tmp_path / "a").metrics
     b = run_regression(fast_cfg, out=tmp_path / "b").metrics

@@ -39,6 +39,7 @@ def runs(tmp_path_factory):
     return reg.run_dir, cls.run_dir
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_escaped(runs, tmp_path):
     out = build_report(list(runs), tmp_path / "r.html", study=STUDY)
     text = out.read_text()
@@ -67,6 +68,7 @@ def test_report_cli_errors(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow
 def test_reproduce_writes_three_runs_and_report(tmp_path, monkeypatch, capsys):
     real = study.study_configs
 
