@@ -17,32 +17,27 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``glassnet`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.command in ("regression", "classify", "reproduce"):
+    if args.command in ("regression", "classify", "reproduce", "rerun"):
         from glassnet.allocator import keep_freed_memory
 
         keep_freed_memory()  # process-wide, so the command decides, never a library call
+    commands = {
+        "regression": _regression,
+        "classify": _classify,
+        "report": _report,
+        "reproduce": _reproduce,
+        "data": _download,
+        "predict": _predict,
+        "rerun": _rerun,
+    }
     try:
-        if args.command == "regression":
-            return _regression(args)
-        if args.command == "classify":
-            return _classify(args)
-        if args.command == "report":
-            return _report(args)
-        if args.command == "reproduce":
-            return _reproduce(args)
-        if args.command == "data":
-            return _download(args)
-        if args.command == "predict":
-            return _predict(args)
-        if args.command == "rerun":
-            return _rerun(args)
+        return commands[args.command](args)
     except UserError as e:
         print(f"glassnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("glassnet: interrupted; no run folder was left behind", file=sys.stderr)
         return 130
-    return 1
 
 
 def _progress(args: argparse.Namespace):

@@ -20,7 +20,7 @@ from skorch.helper import predefined_split
 from torch.optim.lr_scheduler import LambdaLR
 
 from glassnet.data.batches import AugmentLoader, InMemoryLoader
-from glassnet.errors import UserError, require
+from glassnet.errors import require
 from glassnet.models import MLP, LeNet5
 from glassnet.progress import Progress
 from glassnet.training import (
@@ -130,10 +130,7 @@ class ClassificationConfig:
         ``glassnet rerun`` runs again)."""
         from glassnet.runs.load import config_from_run
 
-        cfg = config_from_run(run_dir)
-        if not isinstance(cfg, cls):
-            raise UserError(f"{run_dir}: not a run of a {cls.__name__}")
-        return cfg
+        return config_from_run(run_dir, cls)
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""

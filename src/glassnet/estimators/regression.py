@@ -81,10 +81,7 @@ class RegressionConfig:
         ``glassnet rerun`` runs again)."""
         from glassnet.runs.load import config_from_run
 
-        cfg = config_from_run(run_dir)
-        if not isinstance(cfg, cls):
-            raise UserError(f"{run_dir}: not a run of a {cls.__name__}")
-        return cfg
+        return config_from_run(run_dir, cls)
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""

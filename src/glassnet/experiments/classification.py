@@ -106,20 +106,9 @@ def _metrics(
 ) -> ClassificationMetrics:
     cb = dict(net.callbacks_)["best"]
     scores = classification_scores(data.y_test, pred, data.classes)
-    d = data.describe()
-    summary = DataSummary(
-        source=d["source"],
-        kind=d["kind"],
-        n_train=d["n_train"],
-        n_test=d["n_test"],
-        n_fit=sizes[0],
-        n_val=sizes[1],
-        n_classes=d["n_classes"],
-        classes=d["classes"],
-    )
     return ClassificationMetrics(
         model=cfg.model,
-        data=summary,
+        data=DataSummary(**data.describe(), n_fit=sizes[0], n_val=sizes[1]),
         val_accuracy=float(cb.best_key_[0]),
         best_epoch=int(cb.best_epoch_),
         epochs_run=len(net.history),

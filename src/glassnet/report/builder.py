@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -14,7 +13,7 @@ from glassnet.errors import UserError
 from glassnet.formatting import fmt
 from glassnet.report.captions import CAPTIONS
 from glassnet.results import ClassificationMetrics, RegressionMetrics, metrics_from_json
-from glassnet.runs import software_versions
+from glassnet.runs import read_json, software_versions
 from glassnet.study_numbers import STUDY
 
 __all__ = ["build_report", "STUDY", "software_versions"]
@@ -66,16 +65,6 @@ def _csv_table(path: Path, limit: int = 10, drop: tuple[str, ...] = ("params",))
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{_e(path.stem)}">'
-
-
-def _read(run: Path, name: str) -> dict:
-    p = run / name
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run}: no {name}; is it a finished glassnet run folder?") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{p}: unreadable JSON ({e})") from None
 
 
 def _run_key(cfg: dict) -> str:
@@ -168,8 +157,8 @@ def _other_data(m: RegressionMetrics | ClassificationMetrics) -> bool:
 
 def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     """One run's section of the report, its link, and its row of the summary table."""
-    cfg = _read(run, "config.json")
-    m = metrics_from_json(_read(run, "metrics.json"))
+    cfg = read_json(run / "config.json")
+    m = metrics_from_json(read_json(run / "metrics.json"))
     key = _run_key(cfg)
     title = {
         "regression": _regression_title(cfg),
@@ -284,7 +273,7 @@ def _tables_and_figures(run: Path, m: RegressionMetrics | ClassificationMetrics)
     parts.append("<h3>Timing</h3>" + _table(timing))
     env = run / "environment.json"
     if env.exists():
-        parts.append("<h3>Software</h3>" + _table(list(json.loads(env.read_text()).items())))
+        parts.append("<h3>Software</h3>" + _table(list(read_json(env).items())))
     return parts
 
 

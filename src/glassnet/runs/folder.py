@@ -136,7 +136,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path}: not found; is this a glassnet run folder?") from None
+        raise UserError(f"{path}: not found; is {path.parent} a finished glassnet run?") from None
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: unreadable ({e})") from None
 

@@ -29,14 +29,17 @@ def run_config(run_dir: str | Path, kind: str | None = None) -> dict[str, Any]:
     return cfg
 
 
-def config_from_run(run_dir: str | Path) -> Any:
+def config_from_run(run_dir: str | Path, expected: type | None = None) -> Any:
     """The configuration a run was made with (``ClassificationConfig`` or ``RegressionConfig``):
     every setting that applied, read from its config.json; the extra facts recorded there
-    (classes, input scaling, versions) are left out. Running it again repeats the run."""
+    (classes, input scaling, versions) are left out. Running it again repeats the run.
+    ``expected``: the configuration class the run must be of (UserError otherwise)."""
     from glassnet.estimators import ClassificationConfig, RegressionConfig
 
     saved = run_config(run_dir)
     cls = ClassificationConfig if saved["kind"] == "classification" else RegressionConfig
+    if expected is not None and cls is not expected:
+        raise UserError(f"{run_dir}: not a run of a {expected.__name__}")
     kwargs = {}
     for f in fields(cls):
         if f.name in saved:

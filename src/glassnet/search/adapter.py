@@ -148,7 +148,7 @@ class NetSpec:
 
     def blank_module(self) -> MLP:
         """An MLP of the right shape to copy trained weights into (global RNG left untouched)."""
-        with torch.random.fork_rng(devices=[]):
+        with seeded(None):
             return MLP(self.in_features, self.hidden, self.out_features, self.activation, 0.0)
 
     def shuffle_generator(self) -> torch.Generator:

@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from glassnet.activations import BATCHABLE_ACTIVATIONS
 from glassnet.models import MLP, RegressionEnsemble
 from glassnet.progress import Progress
+from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
 from glassnet.search.engine import Population, epoch_batches
 
@@ -155,8 +156,7 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         """Fold k's initial module, built from its own generator (global RNG untouched)."""
         mods = []
         for k in range(n_folds):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.random_state * 1000 + k)
+            with seeded(self.random_state * 1000 + k):
                 mods.append(MLP(n_in, tuple(self.hidden), n_out, self.activation))
         return mods
 
