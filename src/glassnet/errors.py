@@ -1,6 +1,6 @@
-"""The one exception the CLI reports politely: a mistake in the user's input."""
+"""The exceptions the CLI reports politely: a mistake in the user's input, an interruption."""
 
-__all__ = ["UserError", "DivergedError", "require"]
+__all__ = ["UserError", "DivergedError", "TrainingInterrupted", "require"]
 
 
 class UserError(Exception):
@@ -9,6 +9,12 @@ class UserError(Exception):
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss; searches score such a candidate as failed (NaN)."""
+
+
+class TrainingInterrupted(BaseException):
+    """Ctrl-C (or SIGTERM) during training. skorch turns a KeyboardInterrupt into a normal end
+    of training; glassnet re-raises it as this, which nothing catches by accident (it is not an
+    ``Exception``), so an interrupted run never passes for a finished one."""
 
 
 def require(checks: list[tuple[bool, str]]) -> None:

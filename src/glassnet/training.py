@@ -11,7 +11,7 @@ from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
 from skorch.utils import to_tensor as skorch_to_tensor
 
-from glassnet.errors import DivergedError, UserError
+from glassnet.errors import DivergedError, TrainingInterrupted, UserError
 from glassnet.progress import Progress
 from glassnet.rng import seeded
 
@@ -149,6 +149,12 @@ class SeededMixin:
         seed = None if self.random_state is None else self.random_state + 1
         with seeded(seed):  # shuffling and dropout draw from torch's global generator
             return super().fit(X, y, **fit_params)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:  # skorch would end training quietly and call it done
+            raise TrainingInterrupted(f"interrupted in epoch {len(self.history)}") from None
 
 
 class GlassRegressor(SeededMixin, NeuralNetRegressor):

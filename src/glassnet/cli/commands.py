@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from glassnet.cli.parser import build_parser
 from glassnet.cli.summary import classify_summary, regression_summary, reproduce_summary
-from glassnet.errors import UserError
+from glassnet.errors import TrainingInterrupted, UserError
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``glassnet`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.command in ("regression", "classify", "reproduce", "rerun"):
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help and --version (0); a usage error, told in one line (2)
+        return int(e.code or 0)
+    if args.command in ("regression", "classify", "reproduce", "rerun", "resume"):
         from glassnet.allocator import keep_freed_memory
 
         keep_freed_memory()  # process-wide, so the command decides, never a library call
@@ -29,15 +36,68 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data": _download,
         "predict": _predict,
         "rerun": _rerun,
+        "resume": _resume,
     }
+    signals = _Signals()
     try:
         return commands[args.command](args)
     except UserError as e:
         print(f"glassnet: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("glassnet: interrupted; no run folder was left behind", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, TrainingInterrupted):
+        print(f"glassnet: interrupted ({signals.name}); {_kept(args)}", file=sys.stderr)
+        return 128 + signals.number
+    except OSError as e:  # a full disk, a folder made unwritable mid-run
+        where = e.filename or "a file"
+        print(f"glassnet: error: {where}: {e.strerror or e}; {_kept(args)}", file=sys.stderr)
+        return 1
+    finally:
+        signals.restore()
+
+
+class _Signals:
+    """While a command runs, SIGTERM interrupts it as Ctrl-C does (the run is kept to resume);
+    ``name`` and ``number`` tell which signal it was."""
+
+    def __init__(self) -> None:
+        self.name, self.number = "Ctrl-C", int(signal.SIGINT)
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._terminate)
+
+    def _terminate(self, signum, frame) -> None:
+        self.name, self.number = "SIGTERM", int(signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _kept(args: argparse.Namespace) -> str:
+    """What is left of an interrupted run, and how to continue it."""
+    from glassnet.runs import partial_dir
+
+    out = getattr(args, "run_out", None)
+    if out is not None and (partial_dir(out) / "config.json").exists():
+        return f"the run so far is kept; continue it with: glassnet resume {out}"
+    return "no run folder was left behind"
+
+
+def _out(args: argparse.Namespace, kind: str) -> Path:
+    """The run folder: --out, or a new one under runs/; remembered for the interrupt message."""
+    from glassnet.runs import default_run_dir
+
+    args.run_out = Path(args.out) if args.out else default_run_dir(kind)
+    return args.run_out
+
+
+def _show(args: argparse.Namespace, text: str, metrics: Any, run_dir: Path) -> None:
+    """The end-of-run summary on stdout: lines to read, or one JSON object with --json."""
+    if getattr(args, "json", False):
+        print(json.dumps({"run_dir": str(run_dir), "metrics": metrics}))
+    else:
+        print(text)
 
 
 def _progress(args: argparse.Namespace):
@@ -57,9 +117,20 @@ def _regression(args: argparse.Namespace) -> int:
         value = getattr(args, f.name, None)
         if value is not None:  # left out: the config's default applies
             given[f.name] = tuple(value) if isinstance(value, list) else value
-    result = run_regression(RegressionConfig(**given), out=args.out, progress=_progress(args))
-    print(regression_summary(result.metrics, result.run_dir))
+    out = _out(args, "regression")
+    result = run_regression(RegressionConfig(**given), out=out, progress=_progress(args))
+    _show_regression(args, result)
     return 0
+
+
+def _show_regression(args: argparse.Namespace, result: Any) -> None:
+    m = result.metrics
+    _show(args, regression_summary(m, result.run_dir), m.to_json(), result.run_dir)
+
+
+def _show_classify(args: argparse.Namespace, result: Any) -> None:
+    m = result.metrics
+    _show(args, classify_summary(m, result.run_dir), m.to_json(), result.run_dir)
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -92,8 +163,8 @@ def _classify(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    result = run_classification(cfg, out=args.out, progress=_progress(args))
-    print(classify_summary(result.metrics, result.run_dir))
+    result = run_classification(cfg, out=_out(args, cfg.model), progress=_progress(args))
+    _show_classify(args, result)
     return 0
 
 
@@ -113,11 +184,15 @@ def _reproduce(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    res = reproduce(
-        args.data_dir, args.quick, args.out, args.seed, args.device, _progress(args), log
-    )
-    print(reproduce_summary(res, args.quick))
+    out = _out(args, "reproduce")
+    res = reproduce(args.data_dir, args.quick, out, args.seed, args.device, _progress(args), log)
+    _show_reproduce(args, res)
     return 0
+
+
+def _show_reproduce(args: argparse.Namespace, res: Any) -> None:
+    metrics = {k: m.to_json() for k, m in res.metrics.items()}
+    _show(args, reproduce_summary(res, res.quick), metrics, res.out)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -188,11 +263,52 @@ def _rerun(args: argparse.Namespace) -> int:
     if type(cfg).__name__ == "ClassificationConfig":
         from glassnet.experiments.classification import run_classification
 
-        result = run_classification(cfg, out=args.out, progress=_progress(args))
-        print(classify_summary(result.metrics, result.run_dir))
+        out = _out(args, cfg.model)
+        _show_classify(args, run_classification(cfg, out=out, progress=_progress(args)))
     else:
         from glassnet.experiments.regression import run_regression
 
-        result = run_regression(cfg, out=args.out, progress=_progress(args))
-        print(regression_summary(result.metrics, result.run_dir))
+        out = _out(args, "regression")
+        _show_regression(args, run_regression(cfg, out=out, progress=_progress(args)))
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """Continue an interrupted run from its partial folder (checkpoint, finished parts)."""
+    from glassnet.runs import final_dir, partial_dir, read_json
+    from glassnet.runs.load import config_from_run
+
+    final = final_dir(args.run)
+    partial = partial_dir(final)
+    if not partial.is_dir():
+        if (final / "metrics.json").exists() or (final / "report.html").exists():
+            raise UserError(f"{final}: finished already; there is nothing to resume")
+        raise UserError(f"{args.run}: no interrupted run to resume (no {partial})")
+    args.run_out = final
+    saved = read_json(partial / "config.json")
+    kind = saved.get("kind") if isinstance(saved, dict) else None
+    progress = _progress(args)
+    if kind == "classification":
+        from glassnet.experiments.classification import run_classification
+
+        cfg = config_from_run(partial)
+        _show_classify(args, run_classification(cfg, final, progress, resume=True))
+    elif kind == "regression":
+        from glassnet.experiments.regression import run_regression
+
+        cfg = config_from_run(partial)
+        _show_regression(args, run_regression(cfg, final, progress, resume=True))
+    elif kind == "reproduce":
+        from glassnet.experiments.study import reproduce
+
+        def log(line: str) -> None:
+            if not args.quiet:
+                print(line, file=sys.stderr, flush=True)
+
+        s = saved
+        res = reproduce(s["data_dir"], s["quick"], final, s["seed"], s["device"], progress, log,
+                        resume=True)  # fmt: skip
+        _show_reproduce(args, res)
+    else:
+        raise UserError(f"{partial / 'config.json'}: not a glassnet run configuration")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, NoReturn
 
 __all__ = ["build_parser"]
 
@@ -21,9 +22,31 @@ def _float(s: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what was wrong, and where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Devices:
+    """The --device choices: auto, cpu, cuda, and cuda:N for one GPU of several."""
+
+    def __contains__(self, value: object) -> bool:
+        v = str(value)
+        return v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+
+    def __iter__(self):
+        return iter(("auto", "cpu", "cuda", "cuda:N"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
-    p = argparse.ArgumentParser(
+    from glassnet.estimators import FOLDS, MODELS, PRESETS, SEARCHES
+    from glassnet.models import ACTIVATIONS
+    from glassnet.training import PRECISIONS
+
+    p = _Parser(
         prog="glassnet",
         description="Train small neural nets, tune them with cross-validated search, look inside.",
     )
@@ -51,10 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--hidden", type=_int, nargs="+", metavar="W", help="hidden layer widths (default: 512 256)"
     )
-    m.add_argument("--activation", help="tanh (default), relu, sigmoid or gelu")
+    m.add_argument("--activation", choices=tuple(ACTIVATIONS), help="default: tanh")
     s = r.add_argument_group("search and training")
     s.add_argument(
         "--search",
+        choices=SEARCHES,
         help="ensemble (default: candidates x folds trained together, epochs chosen by fold "
         "loss, the model the mean of the best candidate's fold models); population (the "
         "study's random search, all fits at once, best refit); random (the study's pipeline: "
@@ -69,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5)")
     s.add_argument(
         "--folds",
+        choices=FOLDS,
         help="ensemble search: folds of neighbouring points (blocked, default) or shuffled",
     )
     s.add_argument(
@@ -101,9 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classify", help="MNIST-style image classification (mlp or lenet5)")
     c.add_argument(
-        "--model",
-        default="mlp",
-        help="mlp (784-256-512-256-10) or lenet5",
+        "--model", default="mlp", choices=MODELS, help="mlp (784-256-512-256-10) or lenet5"
     )
     c.add_argument(
         "--data-dir",
@@ -116,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--preset",
         default="default",
+        choices=tuple(PRESETS["mlp"]),
         help="default: learns fast (a good model in a few epochs); best: longer training on "
         "shifted, rotated and zoomed digits (LeNet-5 ~7 min, dense net ~5 min on two cores). "
         "Options given below override the preset",
@@ -128,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--lr-schedule",
         default="cosine",
+        choices=("cosine", "none"),
         help="cosine (default: a short warm-up, then anneal to 0 over the run) or none",
     )
     c.add_argument(
@@ -153,12 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--precision",
         default="float32",
+        choices=PRECISIONS,
         help="float32 (default) or bfloat16: train with bfloat16 arithmetic where the CPU/GPU "
         "has it natively (on AVX512-BF16: dense-net epochs ~25%% faster, LeNet-5 ~10%%); "
         "the test and predict stay float32",
     )
     c.add_argument("--val-fraction", type=_float, default=0.2)
-    c.add_argument("--search", default="none", help="none or grid (mlp only)")
+    c.add_argument("--search", default="none", choices=("none", "grid"), help="grid: mlp only")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
     c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])
     c.add_argument("--grid-epochs", type=_int, nargs="+", default=[10, 20, 30])
@@ -213,13 +239,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     re.add_argument("run_dir", metavar="RUN_DIR")
     re.add_argument("--out", metavar="DIR", help="new run folder (default: runs/<UTC time>-<kind>)")
-    re.add_argument("--quiet", action="store_true", help="no progress bars")
+    _output(re)
+    rs = sub.add_parser(
+        "resume",
+        help="continue an interrupted run (Ctrl-C, a kill, a full disk) where it stopped",
+        description="Continues from the last checkpoint (classify: the last finished epoch; "
+        "grid search: finished pairs are kept; reproduce: finished experiments are kept; "
+        "regression: its search starts again). Ends as the uninterrupted run would have.",
+    )
+    rs.add_argument("run", metavar="OUT", help="the run's --out, or the .partial folder it left")
+    _output(rs)
     return p
+
+
+def _output(p: Any) -> None:  # a parser or an argument group
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the end-of-run summary as one JSON object on stdout (progress and notes "
+        "go to stderr)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=_int, default=0, help="one seed for everything")
-    g.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    g.add_argument(
+        "--device", default="auto", choices=_Devices(), help="auto (a GPU if present), cpu, cuda"
+    )
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<UTC time>-<kind>)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    _output(g)

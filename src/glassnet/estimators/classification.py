@@ -8,6 +8,7 @@ loading a saved run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch.optim.lr_scheduler import LambdaLR
 
+from glassnet.checkpoints import Checkpointer
 from glassnet.data.batches import AugmentLoader, InMemoryLoader
 from glassnet.errors import require
 from glassnet.models import MLP, LeNet5
@@ -211,10 +213,12 @@ def make_classifier(
     valid: tuple[np.ndarray, np.ndarray],
     progress: Progress | None = None,
     budgets: tuple[int, ...] = (),
+    checkpoint: Callable[[dict[str, Any]], Any] | None = None,
 ) -> GlassClassifier:
     """Return the skorch classifier: cross-entropy, Adam, fixed validation split, best epoch.
 
     ``n_train`` (the number of training images) sets the schedule's length in steps.
+    ``checkpoint`` receives the training state after every epoch (``glassnet.checkpoints``).
     """
     device = choose_device(cfg.device)
     epochs = max((cfg.epochs, *budgets))
@@ -253,6 +257,7 @@ def make_classifier(
             ("diverge", StopOnDivergence()),
             ("progress", EpochProgress(progress, tick_fits=False, tick_epochs=True)),
             *schedule,
+            ("checkpoint", Checkpointer(save=checkpoint)),  # after the schedule: see its doc
         ],
         verbose=0,  # library code stays silent (skorch's PrintLog prints only when verbose)
         device=device,

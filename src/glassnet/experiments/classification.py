@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+from skorch.history import History
 
+from glassnet.checkpoints import resume_fit
 from glassnet.data.images import ImageData, load_images
 from glassnet.errors import DivergedError, UserError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
@@ -23,7 +25,7 @@ from glassnet.preprocessing import to_inputs
 from glassnet.progress import Progress
 from glassnet.results import ClassificationMetrics, DataSummary
 from glassnet.rng import seeded
-from glassnet.runs import RunWriter, default_run_dir
+from glassnet.runs import RunWriter, default_run_dir, read_json, to_jsonable
 
 __all__ = ["ClassificationResult", "run_classification"]
 
@@ -41,9 +43,16 @@ class ClassificationResult:
 
 
 def run_classification(
-    cfg: ClassificationConfig, out: str | Path | None = None, progress: Progress | None = None
+    cfg: ClassificationConfig,
+    out: str | Path | None = None,
+    progress: Progress | None = None,
+    resume: bool = False,
 ) -> ClassificationResult:
-    """Train (or grid-search) a classifier, test once with the best weights, write a run folder."""
+    """Train (or grid-search) a classifier, test once with the best weights, write a run folder.
+
+    Every epoch leaves a checkpoint in the partial folder; ``resume=True`` continues the
+    interrupted run bound for ``out`` from its last one and ends as the uninterrupted run would.
+    """
     from glassnet.plots.classification_run import classification_figures
 
     progress = progress or Progress()
@@ -53,14 +62,17 @@ def run_classification(
         raise UserError(f"{data.source}: images are {data.x_train.shape[1:]}; expected 28x28")
     out = Path(out) if out is not None else default_run_dir(cfg.model)
     t0 = time.perf_counter()
-    with RunWriter(out) as run, seeded(cfg.seed):  # the caller's generators untouched
+    with RunWriter(out, resume=resume) as run, seeded(cfg.seed):  # caller's generators untouched
+        config = _saved_config(cfg, data)
+        state = _resume_state(run, config) if resume else None
+        run.json("config.json", config)  # first: the partial folder can be resumed from here
         x_tr, x_val, y_tr, y_val = _split(data, cfg)
-        net, best, grid_rows = _fit(cfg, len(data.classes), (x_tr, y_tr), (x_val, y_val), progress)
+        train, valid = (x_tr, y_tr), (x_val, y_val)
+        net, best, grid_rows = _fit(cfg, len(data.classes), train, valid, progress, run, state)
         t_train = time.perf_counter() - t0
         # The test set is used here, once, with the weights chosen on the validation split.
         pred = net.predict_proba(to_inputs(data.x_test, *data.input_scale())).argmax(1)
         metrics = _metrics(cfg, net, best, data, pred, (len(y_tr), len(y_val)), t_train)
-        run.json("config.json", _saved_config(cfg, data))
         run.json("history.json", [{k: r.get(k) for k in _HISTORY_KEYS} for r in net.history])
         if grid_rows:
             run.csv("grid_results.csv", grid_rows)
@@ -70,6 +82,18 @@ def run_classification(
         metrics.seconds = round(time.perf_counter() - t0, 2)
         run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run
     return ClassificationResult(out, metrics, net, data)
+
+
+def _resume_state(run: RunWriter, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The interrupted run's last checkpoint, once its data is checked to be the same."""
+    before = read_json(run.file("config.json"))
+    for key in ("classes", "input_mean", "input_std"):
+        if before.get(key) != to_jsonable(config[key]):
+            raise UserError(
+                f"{run.final}: the data differs from the interrupted run's ({key} changed); "
+                "it cannot be resumed on this data"
+            )
+    return run.load_checkpoint()
 
 
 def _split(data: ImageData, cfg: ClassificationConfig):
@@ -86,14 +110,23 @@ def _split(data: ImageData, cfg: ClassificationConfig):
     return train_test_split(x, y, test_size=cfg.val_fraction, stratify=y, random_state=cfg.seed)
 
 
-def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Progress):
-    """The fitted net, the parameters it was chosen with, and the grid's rows (if any)."""
+def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Progress, run, state):
+    """The fitted net, the parameters it was chosen with, and the grid's rows (if any).
+    Checkpoints go to ``run``; ``state`` is the checkpoint to continue from (or None)."""
     try:
         if cfg.search == "grid":
-            return _grid(cfg, n_classes, train, valid, progress)
-        net = make_classifier(cfg, n_classes, len(train[1]), valid, progress)
+            return _grid(cfg, n_classes, train, valid, progress, run, state)
+
+        def save(net_state: dict[str, Any]) -> None:
+            run.checkpoint({"net": net_state})
+
+        net = make_classifier(cfg, n_classes, len(train[1]), valid, progress, checkpoint=save)
         progress.start(cfg.epochs, f"training {cfg.model}")
-        net.fit(*train)
+        if state is not None and state.get("net") is not None:
+            progress.advance(len(state["net"]["history"]))
+            resume_fit(net, *train, state["net"])
+        else:
+            net.fit(*train)
         return net, {"lr": cfg.lr, "dropout": cfg.dropout, "epochs": cfg.epochs}, []
     except DivergedError as e:
         raise UserError(f"training diverged ({e}); lower --lr") from None
@@ -136,37 +169,60 @@ def _saved_config(cfg: ClassificationConfig, data: ImageData) -> dict[str, Any]:
     }
 
 
-def _grid(cfg, n_classes, train, valid, progress):
-    """Grid over (lr, dropout) x epoch budgets; each pair trains once, budgets are read off it."""
+def _grid(cfg, n_classes, train, valid, progress, run, state):
+    """Grid over (lr, dropout) x epoch budgets; each pair trains once, budgets are read off it.
+
+    Resumable per pair: finished pairs are recorded in the checkpoint and not trained again,
+    and the pair in progress continues from its last epoch.
+    """
     budgets = tuple(sorted(set(cfg.grid_epochs)))
     pairs = list(itertools.product(cfg.grid_lr, cfg.grid_dropout))
+    done = {"pair": 0, "rows": [], "best": None}  # what the checkpoint records of the grid
+    if state is not None:
+        done = state["grid"]
     progress.start(len(pairs) * budgets[-1], f"grid search ({len(pairs)} runs)")
-    rows, best, best_net = [], None, None
-    for lr, dropout in pairs:
+    progress.advance(done["pair"] * budgets[-1])
+    for i in range(done["pair"], len(pairs)):
+        lr, dropout = pairs[i]
         sub = replace(cfg, lr=lr, dropout=dropout, epochs=budgets[-1])
-        net = make_classifier(sub, n_classes, len(train[1]), valid, progress, budgets=budgets)
-        net.fit(*train)
+
+        def save(net_state: dict[str, Any], grid: dict[str, Any] = done) -> None:
+            run.checkpoint({"net": net_state, "grid": grid})  # grid: the pairs before this
+
+        net = make_classifier(sub, n_classes, len(train[1]), valid, progress, budgets, save)
+        if state is not None and state.get("net") is not None and i == done["pair"]:
+            progress.advance(len(state["net"]["history"]))
+            resume_fit(net, *train, state["net"])
+        else:
+            net.fit(*train)
         snaps = dict(net.callbacks_)["best"].snapshots_
         for e in budgets:
             s = snaps[e]
-            rows.append(
-                {
-                    "lr": lr,
-                    "dropout": dropout,
-                    "epochs": e,
-                    "valid_acc": s["valid_acc"],
-                    "valid_loss": s["valid_loss"],
-                    "best_epoch": s["epoch"],
-                }
-            )
-            key = (s["valid_acc"], -s["valid_loss"], -e)  # ties: fewer epochs
-            if best is None or key > best[0]:
-                best, best_net = (key, {"lr": lr, "dropout": dropout, "epochs": e}, s), net
-    _, params, snap = best
-    best_net.module_.load_state_dict(snap["state"])
-    cb = dict(best_net.callbacks_)["best"]
-    cb.best_key_, cb.best_epoch_ = (snap["valid_acc"], -snap["valid_loss"]), snap["epoch"]
-    ranked = sorted(rows, key=lambda r: (-r["valid_acc"], r["valid_loss"]))
+            row = {"lr": lr, "dropout": dropout, "epochs": e, "valid_acc": s["valid_acc"],
+                   "valid_loss": s["valid_loss"], "best_epoch": s["epoch"]}  # fmt: skip
+            done["rows"].append(row)
+            key = [s["valid_acc"], -s["valid_loss"], -e]  # ties: fewer epochs
+            if done["best"] is None or key > done["best"]["key"]:
+                history = [dict(r) for r in net.history]
+                params = {"lr": lr, "dropout": dropout, "epochs": e}
+                done["best"] = {"key": key, "params": params, "snap": s, "history": history}
+        done = {**done, "pair": i + 1}
+        run.checkpoint({"net": None, "grid": done})
+    best = done["best"]
+    ranked = sorted(done["rows"], key=lambda r: (-r["valid_acc"], r["valid_loss"]))
     for i, r in enumerate(ranked, 1):
         r["rank"] = i
-    return best_net, params, ranked
+    return _best_net(cfg, n_classes, len(train[1]), valid, best), best["params"], ranked
+
+
+def _best_net(cfg, n_classes: int, n_train: int, valid, best: dict[str, Any]):
+    """The grid's winner rebuilt from what the checkpoint keeps of it: its chosen weights,
+    its history (for the curves) and its best epoch."""
+    sub = replace(cfg, **best["params"])
+    net = make_classifier(sub, n_classes, n_train, valid).initialize()
+    snap = best["snap"]
+    net.module_.load_state_dict(snap["state"])
+    net.history = History(best["history"])
+    cb = dict(net.callbacks_)["best"]
+    cb.best_key_, cb.best_epoch_ = (snap["valid_acc"], -snap["valid_loss"]), snap["epoch"]
+    return net

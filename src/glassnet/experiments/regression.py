@@ -66,9 +66,15 @@ def run_regression(
     out: str | Path | None = None,
     progress: Progress | None = None,
     data: RegressionData | None = None,
+    resume: bool = False,
 ) -> RegressionResult:
     """Load data (or take ``data``), search or train, evaluate once on the test set, and write
-    a run folder."""
+    a run folder.
+
+    ``resume=True`` finishes an interrupted run bound for ``out`` in its partial folder. A
+    regression run is short (seconds to a minute or two), so it starts its search again, with
+    the same seed and the same results; it keeps no per-epoch checkpoints.
+    """
     from glassnet.plots.regression_run import regression_figures
 
     progress = progress or Progress()
@@ -81,7 +87,8 @@ def run_regression(
         )
     out = Path(out) if out is not None else default_run_dir("regression")
     t0 = time.perf_counter()
-    with RunWriter(out) as run, seeded(cfg.seed):  # the caller's generators untouched
+    with RunWriter(out, resume=resume) as run, seeded(cfg.seed):  # caller's generators untouched
+        run.json("config.json", {**asdict(cfg), "kind": "regression"})  # first: resumable
         try:
             if cfg.search == "ensemble":
                 fit = _ensemble(cfg, data, progress)
@@ -100,7 +107,6 @@ def run_regression(
         kind = "generated" if data.generated else "files"
         summary = DataSummary(data.source, kind, len(data.x_train), len(data.x_test))
         metrics = RegressionMetrics(search=cfg.search, data=summary, **fit.metrics, **scores)
-        run.json("config.json", {**asdict(cfg), "kind": "regression"})
         run.json("history.json", _history(fit))
         run.csv("cv_results.csv", fit.cv_rows)
         run.weights(fit.model)

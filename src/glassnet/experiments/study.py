@@ -12,7 +12,7 @@ from glassnet.experiments.regression import run_regression
 from glassnet.progress import Progress
 from glassnet.report import STUDY, build_report
 from glassnet.results import ClassificationMetrics, RegressionMetrics
-from glassnet.runs import RunWriter, default_run_dir
+from glassnet.runs import RunWriter, default_run_dir, partial_dir, read_json
 
 __all__ = ["StudyResult", "reproduce", "study_configs", "study_regression"]
 
@@ -25,6 +25,7 @@ class StudyResult:
     report: Path
     metrics: dict[str, RegressionMetrics | ClassificationMetrics]
     seconds: float
+    quick: bool = False
 
 
 def study_configs(
@@ -95,23 +96,32 @@ def reproduce(
     device: str = "auto",
     progress: Progress | None = None,
     log=lambda line: None,
+    resume: bool = False,
 ) -> StudyResult:
-    """Run regression, dense-net grid search and LeNet-5; write runs and report.html in ``out``."""
+    """Run regression, dense-net grid search and LeNet-5; write runs and report.html in ``out``.
+
+    ``resume=True`` continues an interrupted study: finished experiments are read back, the
+    interrupted one resumes from its checkpoint, the rest run.
+    """
     t0 = time.perf_counter()
     reg, mlp, lenet = study_configs(data_dir, quick, seed, device)
     out = Path(out) if out is not None else default_run_dir("reproduce")
-    metrics = {}
     names = ("regression", "regression-study-pipeline", "mlp", "lenet5")
-    with RunWriter(out) as run:
-        log("1/4 regression, glassnet's default (ensemble of fold models)")
-        metrics["regression"] = run_regression(reg, run.file(names[0]), progress).metrics
-        log("2/4 regression, the study's pipeline (randomized search, one refit net)")
-        study_reg = study_regression(reg, quick)
-        metrics[names[1]] = run_regression(study_reg, run.file(names[1]), progress).metrics
-        log(f"3/4 MNIST dense net ({'grid search' if mlp.search == 'grid' else 'preset best'})")
-        metrics["mlp"] = run_classification(mlp, run.file("mlp"), progress).metrics
-        log(f"4/4 MNIST LeNet-5 (preset {lenet.preset})")
-        metrics["lenet5"] = run_classification(lenet, run.file("lenet5"), progress).metrics
+    mlp_how = "grid search" if mlp.search == "grid" else "preset best"
+    steps = [
+        (run_regression, reg, "regression, glassnet's default (ensemble of fold models)"),
+        (run_regression, study_regression(reg, quick),
+         "regression, the study's pipeline (randomized search, one refit net)"),
+        (run_classification, mlp, f"MNIST dense net ({mlp_how})"),
+        (run_classification, lenet, f"MNIST LeNet-5 (preset {lenet.preset})"),
+    ]  # fmt: skip
+    metrics = {}
+    with RunWriter(out, resume=resume) as run:
+        settings = {"data_dir": data_dir, "quick": quick, "seed": seed, "device": device}
+        run.json("config.json", {"kind": "reproduce", **settings})  # what resume runs again
+        for i, (name, (fn, cfg, what)) in enumerate(zip(names, steps), 1):
+            log(f"{i}/{len(steps)} {what}")
+            metrics[name] = _experiment(fn, cfg, run.file(name), progress, resume)
         title = "glassnet: the study reproduced" + (" (quick version)" if quick else "")
         build_report(
             [run.file(n) for n in names],
@@ -119,4 +129,13 @@ def reproduce(
             study=STUDY,
             title=title,
         )
-    return StudyResult(out, out / "report.html", metrics, time.perf_counter() - t0)
+    return StudyResult(out, out / "report.html", metrics, time.perf_counter() - t0, quick)
+
+
+def _experiment(fn, cfg, where: Path, progress, resume: bool):
+    """One experiment of the study: read back when finished before, resumed when interrupted."""
+    if resume and (where / "metrics.json").exists():
+        kind = RegressionMetrics if fn is run_regression else ClassificationMetrics
+        return kind.from_json(read_json(where / "metrics.json"))
+    again = resume and (partial_dir(where) / "config.json").exists()
+    return fn(cfg, where, progress, resume=again).metrics

@@ -6,16 +6,24 @@ it builds nets, so it sits above the estimators, while writing sits below them.
 
 from glassnet.runs.folder import (
     RunWriter,
+    atomic_write,
     default_run_dir,
+    final_dir,
     load_state_dict,
+    partial_dir,
     read_json,
+    save_atomic,
     software_versions,
     to_jsonable,
 )
 
 __all__ = [
     "RunWriter",
+    "atomic_write",
     "default_run_dir",
+    "final_dir",
+    "partial_dir",
+    "save_atomic",
     "load_state_dict",
     "read_json",
     "software_versions",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,11 @@ from glassnet.errors import UserError
 
 __all__ = [
     "RunWriter",
+    "atomic_write",
     "default_run_dir",
+    "final_dir",
+    "partial_dir",
+    "save_atomic",
     "read_json",
     "load_state_dict",
     "to_jsonable",
@@ -65,24 +69,117 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def partial_dir(final: str | Path) -> Path:
+    """Where a run bound for ``final`` is written until it is complete: ``.<name>.partial``
+    beside it. One fixed name, so a second run given the same ``--out`` cannot start beside a
+    first one, and ``glassnet resume OUT`` finds an interrupted run from its ``--out``."""
+    final = Path(final)
+    return final.parent / f".{final.name}.partial"
+
+
+def final_dir(path: str | Path) -> Path:
+    """The run folder a path names: ``--out`` itself, or the one a ``.partial`` folder is for."""
+    path = Path(path)
+    name = path.name
+    if name.startswith(".") and name.endswith(".partial"):
+        return path.parent / name[1 : -len(".partial")]
+    return path
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the file is either the old one or the whole new one:
+    a temporary file beside it, flushed to disk, renamed over it, and the rename made durable."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # a full disk says ENOSPC without naming the file: name it
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"cannot write ({e.strerror or e})", str(path)) from None
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:  # makes a rename durable on POSIX; directories cannot be opened on Windows
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _Lock:
+    """An exclusive lock on ``folder/.lock``, held while a process writes the folder; the
+    operating system releases it when the process dies, however it dies."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        self.file = open(folder / ".lock", "a+")  # noqa: SIM115 - held for the run's life
+        try:
+            import fcntl
+        except ImportError:  # Windows: the folder's exclusive creation is the only guard
+            return
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            pid = self.file.read().strip() or "?"
+            self.file.close()
+            raise UserError(
+                f"{what}: another glassnet process (pid {pid}) is writing it now"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()
+
+
 class RunWriter:
     """Context manager owning a run folder.
 
-    Everything is written into ``.<name>.partial-<random>`` beside the final folder; on success it
-    is renamed to the final name (atomic on one filesystem), on any exception it is deleted. A
-    crash that kills the process leaves only a ``.partial`` folder, never a finished-looking run.
+    Everything is written into ``.<name>.partial`` beside the final folder (see ``partial_dir``),
+    under a lock; on success it is renamed to the final name (atomic on one filesystem). The
+    partial folder is deleted when the run fails on bad input (``UserError``) or before it has
+    recorded its configuration; any other end (Ctrl-C, a kill, a full disk, a crash) leaves it,
+    never looking finished, for ``glassnet resume``. ``resume=True`` reopens such a folder;
+    a resume that fails leaves it as it found it.
     """
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, resume: bool = False) -> None:
         self.final = Path(out)
+        self.path = partial_dir(self.final)
+        self.resumed = resume
+        where = f"--out {self.final}"
+        if resume:
+            if not self.path.is_dir():
+                raise UserError(f"{self.final}: no interrupted run to resume ({self.path} absent)")
+            self._lock = _Lock(self.path, str(self.final))
+            return
         if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
-            raise UserError(f"--out {self.final}: already exists and is not empty")
-        parent = self.final.parent
+            raise UserError(f"{where}: already exists and is not empty")
+        if self.path.is_dir() and not (self.path / "config.json").exists():
+            _Lock(self.path, where).release()  # raises if a live process still writes it
+            shutil.rmtree(self.path, ignore_errors=True)  # killed before it recorded anything
         try:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.partial-", dir=parent))
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir()  # exclusive: of two runs given the same --out, one gets here
+        except FileExistsError:
+            raise UserError(
+                f"{where}: {self.path} exists: another run is writing it, or an interrupted "
+                f"one left it (continue it with `glassnet resume {self.final}`, or delete it)"
+            ) from None
         except OSError as e:
-            raise UserError(f"--out {self.final}: cannot write there ({e.strerror})") from None
+            raise UserError(f"{where}: cannot write there ({e.strerror})") from None
+        self._lock = _Lock(self.path, where)
 
     def __enter__(self) -> RunWriter:
         self.json("environment.json", software_versions())
@@ -90,20 +187,28 @@ class RunWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            self._lock.release()
+            if self.resumed:  # a resume that fails leaves the interrupted run as it was
+                return
+            if issubclass(exc_type, UserError) or not self.file("config.json").exists():
+                shutil.rmtree(self.path, ignore_errors=True)
             return
+        self.file("checkpoint.pt").unlink(missing_ok=True)  # the finished run needs none
+        self.file(".lock").unlink(missing_ok=True)
+        self._lock.release()
         if self.final.exists():  # an empty folder we were allowed to fill
             self.final.rmdir()
         os.replace(self.path, self.final)
+        _fsync_dir(self.final.parent)
 
     def file(self, name: str) -> Path:
         """Return the path of ``name`` inside the (temporary) run folder."""
         return self.path / name
 
     def json(self, name: str, obj: Any) -> Path:
-        """Write ``obj`` as indented JSON and return its path."""
+        """Write ``obj`` as indented JSON (atomically) and return its path."""
         p = self.file(name)
-        p.write_text(json.dumps(to_jsonable(obj), indent=2) + "\n")
+        atomic_write(p, (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
         return p
 
     def csv(self, name: str, rows: list[dict[str, Any]]) -> Path:
@@ -126,8 +231,40 @@ class RunWriter:
     def weights(self, module: torch.nn.Module, name: str = "weights.pt") -> Path:
         """Save ``module.state_dict()`` and return its path."""
         p = self.file(name)
-        torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, p)
+        save_atomic({k: v.detach().cpu() for k, v in module.state_dict().items()}, p)
         return p
+
+    def checkpoint(self, state: dict[str, Any]) -> Path:
+        """Save the state a resumed run continues from (``checkpoint.pt``), atomically."""
+        p = self.file("checkpoint.pt")
+        save_atomic(_plain(state), p)
+        return p
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last checkpoint saved in this folder, or None when there is none yet."""
+        p = self.file("checkpoint.pt")
+        return load_state_dict(p) if p.exists() else None
+
+
+def _plain(obj: Any) -> Any:
+    """numpy scalars and arrays (as in skorch's history) made Python numbers and tensors, the
+    types a ``weights_only`` load accepts."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    return obj
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` through ``atomic_write``: a reader never sees half a file."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getvalue())
 
 
 def read_json(path: str | Path) -> Any:
@@ -141,12 +278,18 @@ def read_json(path: str | Path) -> Any:
         raise UserError(f"{path}: unreadable ({e})") from None
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load saved weights safely (tensors only, ``weights_only=True``)."""
+def load_state_dict(path: str | Path) -> dict[str, Any]:
+    """Load saved weights or a checkpoint safely: ``weights_only=True`` unpickles tensors and
+    plain containers only, so a file carrying code is refused, never run."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: weights file not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt files
+        if "weights_only" in str(e) or "Weights only load failed" in str(e):
+            raise UserError(
+                f"{path}: holds objects other than tensors; refused (unpickling it could run "
+                "code). glassnet only loads files it wrote"
+            ) from None
         raise UserError(f"{path}: cannot load weights ({e.__class__.__name__})") from None
