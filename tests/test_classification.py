@@ -218,8 +218,9 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
-        (["--model", "resnet"], "--model must be one of"),
-        (["--precision", "float16"], "--precision must be one of float32, bfloat16"),
+        (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+        (["--precision", "float16"], "argument --precision: invalid choice: 'float16'"),
+        (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
         (["--data-dir", "/nonexistent/dir"], "not a folder"),
     ],
 )

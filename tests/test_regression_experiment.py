@@ -156,7 +156,7 @@ def test_estimator_works_in_plain_gridsearchcv(fast_cfg):
         (["--momentum", "-0.1"], "--momentum must be in [0, 1)"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--cv", "1"], "--cv must be >= 2"),
-        (["--search", "bayes"], "--search must be one of"),
+        (["--search", "bayes"], "argument --search: invalid choice: 'bayes'"),
         (
             ["--activation", "gelu", "--search", "population", "--epoch-choices", "5"],
             "--search population: PopulationSearchCV cannot batch activation 'gelu'",
@@ -166,7 +166,9 @@ def test_estimator_works_in_plain_gridsearchcv(fast_cfg):
             "--search ensemble: EnsembleSearchCV cannot batch activation 'gelu'",
         ),
         (["--n-jobs", "2"], "--n-jobs 2: only --search random and grid run fits in parallel"),
-        (["--folds", "random"], "--folds must be one of blocked, shuffled"),
+        (["--folds", "random"], "argument --folds: invalid choice: 'random'"),
+        (["--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+        (["--epochs"], "argument --epochs: expected one argument"),
         (["--max-epochs", "0"], "--max-epochs must be >= 1"),
         (
             ["--train", "missing.csv", "--test", "missing.csv"],

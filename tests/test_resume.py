@@ -272,3 +272,92 @@ def test_resume_without_a_run_is_one_line(tmp_path, capsys):
     assert main(["resume", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no interrupted run" in err
+
+
+# --- run folders validated before use -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished classification run and one image to predict."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("f")
+    data = make_idx_folder(root / "bars", n_train=100, n_test=20, n_classes=5)
+    run_classification(_tiny(data, epochs=1), out=root / "run")
+    Image.fromarray(np.full((28, 28), 255, dtype=np.uint8)).save(root / "x.png")
+    return root / "run", root / "x.png"
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a hostile weights file would carry."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "config.json").unlink(), "no config.json"),
+        (lambda run: (run / "config.json").write_text('{"kind": "classif'), "unreadable"),
+        (lambda run: (run / "config.json").write_text("[1, 2]"), "not a glassnet run"),
+        (lambda run: _drop(run, "n_classes"), "no 'n_classes'"),
+        (lambda run: _drop(run, "model", "lenet7"), "model"),
+        (lambda run: (run / "weights.pt").unlink(), "weights file not found"),
+        (lambda run: (run / "weights.pt").write_bytes(b"PK\x03\x04 junk"), "cannot load weights"),
+        (lambda run: _truncate(run / "weights.pt"), "cannot load weights"),
+        (lambda run: torch.save({"w": torch.zeros(3)}, run / "weights.pt"), "do not match"),
+    ],
+)
+def test_damaged_run_folder_is_one_line(finished, tmp_path, capsys, damage, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished[0], run)
+    damage(run)
+    assert main(["predict", str(run), str(finished[1])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def _drop(run, key, value=None):
+    cfg = json.loads((run / "config.json").read_text())
+    if value is None:
+        del cfg[key]
+    else:
+        cfg[key] = value
+    (run / "config.json").write_text(json.dumps(cfg))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def test_weights_carrying_code_are_refused_and_nothing_runs(finished, tmp_path, capsys):
+    import shutil
+
+    run, marker = tmp_path / "run", tmp_path / "PWNED"
+    shutil.copytree(finished[0], run)
+    state = torch.load(run / "weights.pt", weights_only=True)
+    torch.save({**state, "extra": _Payload(marker)}, run / "weights.pt")
+    assert main(["predict", str(run), str(finished[1])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "refused" in err and len(err.splitlines()) == 1
+    assert not marker.exists()  # the payload never ran
+    torch.load(run / "weights.pt", weights_only=False)  # what an unguarded load would do
+    assert marker.exists()
+
+
+def test_json_summary_is_one_object_on_stdout(tmp_path, capsys):
+    data = make_idx_folder(tmp_path / "bars", n_train=100, n_test=20, n_classes=5)
+    out = tmp_path / "run"
+    args = ["classify", "--data-dir", str(data), "--epochs", "1", "--hidden", "16", "--json"]
+    assert main([*args, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # the whole of stdout is one JSON object
+    assert summary["run_dir"] == str(out)
+    assert summary["metrics"] == json.loads((out / "metrics.json").read_text())

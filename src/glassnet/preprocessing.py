@@ -11,6 +11,7 @@ from glassnet.errors import UserError
 __all__ = ["MNIST_MEAN", "MNIST_STD", "to_inputs", "image_to_mnist"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # pixel statistics of the MNIST training set
+MAX_PIXELS = 25_000_000  # a photo of a digit is far smaller; larger files are refused unread
 
 
 def to_inputs(images: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> np.ndarray:
@@ -28,13 +29,22 @@ def image_to_mnist(path: str | Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: image file not found")
     try:
         with Image.open(path) as im:
+            w, h = im.size  # from the header: checked before any pixel is decoded
+            if w * h > MAX_PIXELS or w < 1 or h < 1:
+                raise UserError(f"{path}: {w}x{h} pixels; expected a picture of a digit")
             im.load()
             g = np.asarray(im.convert("L"), dtype=np.float32)
-    except FileNotFoundError:
-        raise UserError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except UserError:
+        raise
+    except Image.DecompressionBombError:  # Pillow's own limit, met while reading the header
+        raise UserError(f"{path}: too many pixels; expected a picture of a digit") from None
+    except UnidentifiedImageError:
+        raise UserError(f"{path}: not an image file Pillow can read") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many types on bad files
         raise UserError(f"{path}: not a readable image ({e.__class__.__name__})") from None
     # Border pixels tell the background: light background means dark ink, so invert.
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])

@@ -134,6 +134,8 @@ def load_idx_folder(
                 f"{paths[f'{split}_images']}: {len(x)} images but "
                 f"{paths[f'{split}_labels'].name} has {len(y)} labels"
             )
+        if len(x) == 0 or 0 in x.shape[1:]:
+            raise UserError(f"{paths[f'{split}_images']}: no images (dimensions {x.shape})")
     # The classes are the training labels; a test label no training image has would make
     # phantom classes (a test label 42 in a 10-class set: 33 of them), so it is refused.
     seen = set(np.unique(arrays["train_labels"]).tolist())

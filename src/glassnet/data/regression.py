@@ -22,6 +22,9 @@ __all__ = [
 ]
 
 HEADER = ("input", "label")
+# A 1-D regression CSV of a million rows is ~40 MB; anything past this is not one, and is
+# refused before it is read into memory.
+MAX_CSV_BYTES = 256 << 20
 # Where the embedded generator leaves no training points (the study's data has gaps near -2, +2).
 GENERATED_GAPS: tuple[tuple[float, float], ...] = ((-2.6, -1.4), (1.4, 2.6))
 
@@ -42,15 +45,11 @@ def read_xy_csv(path: str | Path, option: str = "CSV") -> tuple[np.ndarray, np.n
     """Read two numeric columns (header ``input,label`` or none) and return (x, y) float arrays."""
     path = Path(path)
     where = f"{option} {path}"
-    if not path.exists():
-        raise UserError(f"{where}: file not found")
-    if path.is_dir():
-        raise UserError(f"{where}: is a folder, expected a CSV file")
+    text = _read_text(path, where, "utf-8-sig")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{where}: cannot read ({e.__class__.__name__}: {e})") from None
-    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+        rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    except csv.Error as e:  # a NUL byte, a field past the csv module's size limit
+        raise UserError(f"{where}: not a readable CSV ({e})") from None
     if not rows:
         raise UserError(f"{where}: file is empty; expected a header 'input,label' and data rows")
     first = [c.strip() for c in rows[0]]
@@ -58,7 +57,7 @@ def read_xy_csv(path: str | Path, option: str = "CSV") -> tuple[np.ndarray, np.n
     if not _is_number(first[0]):
         if tuple(c.lower() for c in first) != HEADER:
             raise UserError(
-                f"{where}: header is {','.join(first)!r}; expected 'input,label' "
+                f"{where}: header is {_clip(','.join(first))!r}; expected 'input,label' "
                 "(or no header and two numeric columns)"
             )
     else:
@@ -74,10 +73,11 @@ def read_xy_csv(path: str | Path, option: str = "CSV") -> tuple[np.ndarray, np.n
             x, y = float(row[0]), float(row[1])
         except ValueError:
             raise UserError(
-                f"{where}, line {lineno}: non-numeric value in {','.join(row)!r}"
+                f"{where}, line {lineno}: non-numeric value in {_clip(','.join(row))!r}"
             ) from None
         if not (math.isfinite(x) and math.isfinite(y)):
-            raise UserError(f"{where}, line {lineno}: NaN or infinite value in {','.join(row)!r}")
+            bad = _clip(",".join(row))
+            raise UserError(f"{where}, line {lineno}: NaN or infinite value in {bad!r}")
         xs.append(x)
         ys.append(y)
     return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
@@ -86,9 +86,8 @@ def read_xy_csv(path: str | Path, option: str = "CSV") -> tuple[np.ndarray, np.n
 def read_inputs(path: str | Path, option: str = "CSV") -> np.ndarray:
     """Read inputs to predict: one numeric column (optional header) or an input,label CSV."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{option} {path}: file not found")
-    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    text = _read_text(path, f"{option} {path}", "utf-8", errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines and "," in lines[-1]:
         return read_xy_csv(path, option)[0]
     values = []
@@ -96,7 +95,7 @@ def read_inputs(path: str | Path, option: str = "CSV") -> np.ndarray:
         if not _is_number(ln):
             if i == 1:
                 continue  # a header line
-            raise UserError(f"{option} {path}, line {i}: not a number: {ln!r}")
+            raise UserError(f"{option} {path}, line {i}: not a number: {_clip(ln)!r}")
         values.append(float(ln))
     arr = np.asarray(values)
     if arr.size == 0:
@@ -104,6 +103,26 @@ def read_inputs(path: str | Path, option: str = "CSV") -> np.ndarray:
     if not np.isfinite(arr).all():
         raise UserError(f"{option} {path}: NaN or infinite input")
     return arr
+
+
+def _read_text(path: Path, where: str, encoding: str, errors: str = "strict") -> str:
+    """The text of a data file, refused with one line when missing, a folder, or too large."""
+    if not path.exists():
+        raise UserError(f"{where}: file not found")
+    if not path.is_file():
+        raise UserError(f"{where}: is a folder or device, expected a CSV file")
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise UserError(f"{where}: {size:,} bytes; a regression CSV is expected to be far smaller")
+    try:
+        return path.read_text(encoding=encoding, errors=errors)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{where}: cannot read ({e.__class__.__name__}: {e})") from None
+
+
+def _clip(text: str, n: int = 60) -> str:
+    """Enough of a bad line to recognise it, never a screenful."""
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def _is_number(s: str) -> bool:

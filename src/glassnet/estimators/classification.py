@@ -183,6 +183,8 @@ class ClassificationConfig:
 
 def module_class(model: str) -> type[torch.nn.Module]:
     """The module class of a model name."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
     return MLP if model == "mlp" else LeNet5
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,10 @@ def config_from_run(run_dir: str | Path, expected: type | None = None) -> Any:
         if f.name in saved:
             v = saved[f.name]
             kwargs[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**kwargs)
+    with _complete(run_dir):
+        cfg = cls(**kwargs)
+        cfg.validate()  # settings of the wrong type or range are told here, not mid-run
+    return cfg
 
 
 def load_classifier(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -53,7 +58,9 @@ def load_classifier(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any
     from glassnet.estimators import build_module
 
     cfg = run_config(run_dir, "classification")
-    module = build_module(cfg, cfg["n_classes"])
+    with _complete(run_dir):
+        module = build_module(cfg, int(cfg["n_classes"]))
+        float(cfg["input_mean"]), float(cfg["input_std"]), list(cfg["classes"])  # predict's
     _load_weights(module, Path(run_dir) / "weights.pt")
     return module.eval(), cfg
 
@@ -64,9 +71,21 @@ def load_regression_model(run_dir: str | Path) -> torch.nn.Module:
 
     cfg = run_config(run_dir, "regression")
     state = load_state_dict(Path(run_dir) / "weights.pt")
-    model = build_regression_module(cfg, state)
+    with _complete(run_dir):
+        model = build_regression_module(cfg, state)
     _load_weights(model, Path(run_dir) / "weights.pt", state)
     return model.eval()
+
+
+@contextmanager
+def _complete(run_dir: str | Path) -> Iterator[None]:
+    """Turn a config.json that lacks a setting, or holds one of the wrong type, into one line."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else f"a bad setting ({e})"
+        where = Path(run_dir) / "config.json"
+        raise UserError(f"{where}: {what}; the run folder is damaged") from None
 
 
 def _load_weights(module: torch.nn.Module, path: Path, state: dict | None = None) -> None:
