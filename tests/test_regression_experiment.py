@@ -222,7 +222,13 @@ def test_crash_leaves_no_finished_looking_folder(tmp_path, fast_cfg, monkeypatch
     monkeypatch.setattr(figures, "plot_learning_curve", boom)
     with pytest.raises(RuntimeError):
         run_regression(replace(fast_cfg, search="none"), out=tmp_path / "crashed")
-    assert list(tmp_path.iterdir()) == [p for p in tmp_path.iterdir() if p.suffix == ".csv"]
+    assert not (tmp_path / "crashed").exists()  # nothing looks finished
+    kept = tmp_path / ".crashed.partial"  # kept for `glassnet resume`, never looking complete
+    assert (kept / "config.json").exists() and not (kept / "metrics.json").exists()
+    monkeypatch.undo()
+    res = run_regression(replace(fast_cfg, search="none"), out=tmp_path / "crashed", resume=True)
+    assert (tmp_path / "crashed" / "metrics.json").exists() and not kept.exists()
+    assert res.metrics.test_mse > 0
 
 
 def test_predict_errors(tmp_path, capsys):

@@ -43,7 +43,7 @@ def image_to_mnist(path: str | Path) -> np.ndarray:
     except Image.DecompressionBombError:  # Pillow's own limit, met while reading the header
         raise UserError(f"{path}: too many pixels; expected a picture of a digit") from None
     except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image file Pillow can read") from None
+        raise UserError(f"{path}: not a readable image (no format Pillow knows)") from None
     except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many types on bad files
         raise UserError(f"{path}: not a readable image ({e.__class__.__name__})") from None
     # Border pixels tell the background: light background means dark ink, so invert.

@@ -90,10 +90,15 @@ class ImageData:
 
 
 def cache_dir() -> Path:
-    """Return the user cache folder for downloads ($GLASSNET_CACHE or ~/.cache/glassnet)."""
+    """Return the user cache folder for downloads: $GLASSNET_CACHE, else the platform's own
+    (``platformdirs``: ~/.cache/glassnet on Linux, ~/Library/Caches/glassnet on macOS,
+    %LOCALAPPDATA%\\glassnet\\Cache on Windows)."""
     env = os.environ.get(CACHE_ENV)
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "glassnet" if not env else base
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_path
+
+    return user_cache_path("glassnet", appauthor=False)
 
 
 def _find(folder: Path, stem: str) -> Path | None:

@@ -23,6 +23,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from glassnet.checkpoints import Checkpointer
 from glassnet.data.batches import AugmentLoader, InMemoryLoader
 from glassnet.errors import require
+from glassnet.events import TensorBoardLog
 from glassnet.models import MLP, LeNet5
 from glassnet.progress import Progress
 from glassnet.training import (
@@ -216,11 +217,13 @@ def make_classifier(
     progress: Progress | None = None,
     budgets: tuple[int, ...] = (),
     checkpoint: Callable[[dict[str, Any]], Any] | None = None,
+    logdir: str | Path | None = None,
 ) -> GlassClassifier:
     """Return the skorch classifier: cross-entropy, Adam, fixed validation split, best epoch.
 
     ``n_train`` (the number of training images) sets the schedule's length in steps.
-    ``checkpoint`` receives the training state after every epoch (``glassnet.checkpoints``).
+    ``checkpoint`` receives the training state after every epoch (``glassnet.checkpoints``);
+    ``logdir``: where TensorBoard event files go (None: none are written).
     """
     device = choose_device(cfg.device)
     epochs = max((cfg.epochs, *budgets))
@@ -260,6 +263,7 @@ def make_classifier(
             ("progress", EpochProgress(progress, tick_fits=False, tick_epochs=True)),
             *schedule,
             ("checkpoint", Checkpointer(save=checkpoint)),  # after the schedule: see its doc
+            ("tensorboard", TensorBoardLog(logdir)),  # after it: logs only checkpointed epochs
         ],
         verbose=0,  # library code stays silent (skorch's PrintLog prints only when verbose)
         device=device,

@@ -120,7 +120,8 @@ def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Prog
         def save(net_state: dict[str, Any]) -> None:
             run.checkpoint({"net": net_state})
 
-        net = make_classifier(cfg, n_classes, len(train[1]), valid, progress, checkpoint=save)
+        logs = run.file("tensorboard")
+        net = make_classifier(cfg, n_classes, len(train[1]), valid, progress, (), save, logs)
         progress.start(cfg.epochs, f"training {cfg.model}")
         if state is not None and state.get("net") is not None:
             progress.advance(len(state["net"]["history"]))
@@ -189,7 +190,8 @@ def _grid(cfg, n_classes, train, valid, progress, run, state):
         def save(net_state: dict[str, Any], grid: dict[str, Any] = done) -> None:
             run.checkpoint({"net": net_state, "grid": grid})  # grid: the pairs before this
 
-        net = make_classifier(sub, n_classes, len(train[1]), valid, progress, budgets, save)
+        logs = run.file(f"tensorboard/lr={lr:g},dropout={dropout:g}")
+        net = make_classifier(sub, n_classes, len(train[1]), valid, progress, budgets, save, logs)
         if state is not None and state.get("net") is not None and i == done["pair"]:
             progress.advance(len(state["net"]["history"]))
             resume_fit(net, *train, state["net"])

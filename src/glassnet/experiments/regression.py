@@ -21,6 +21,7 @@ from glassnet.estimators import (
     make_ensemble_search,
     make_regressor,
 )
+from glassnet.events import write_curves
 from glassnet.introspection import fold_band
 from glassnet.metrics import regression_scores
 from glassnet.progress import Progress
@@ -108,6 +109,8 @@ def run_regression(
         summary = DataSummary(data.source, kind, len(data.x_train), len(data.x_test))
         metrics = RegressionMetrics(search=cfg.search, data=summary, **fit.metrics, **scores)
         run.json("history.json", _history(fit))
+        lr = next((v for k, v in fit.metrics["best_params"].items() if k.endswith("lr")), None)
+        write_curves(run.file("tensorboard"), _history(fit), lr, fit.model)
         run.csv("cv_results.csv", fit.cv_rows)
         run.weights(fit.model)
         gp_grid = gp.predict(grid)[:2]
