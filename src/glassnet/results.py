@@ -95,6 +95,8 @@ class RegressionMetrics(_Result):
     failed: list[dict[str, Any]] | None = None
     ensemble_members: int | None = None  # ensemble search only
     member_epochs: Any = None
+    n_pruned: int | None = None  # tpe search only: trials stopped by the pruner
+    study: dict[str, str] | None = None  # tpe search only: Optuna storage and study name
     band_coverage: float | None = None  # test points inside the members' mean +- 2 std
     fold_std_in_gaps: float | None = None
     fold_std_elsewhere: float | None = None

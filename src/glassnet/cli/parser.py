@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
     from glassnet.estimators import FOLDS, MODELS, PRESETS, SEARCHES
     from glassnet.models import ACTIVATIONS
+    from glassnet.search.studies import PRUNERS
     from glassnet.training import PRECISIONS
 
     p = _Parser(
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--search",
         choices=SEARCHES,
-        help="ensemble (default: candidates x folds trained together, epochs chosen by fold "
+        help="tpe (Optuna's TPE proposes, a pruner stops hopeless trials, each batch of "
+        "trials trains at once; epochs up to --max-epochs, the best kept); "
+        "ensemble (default: candidates x folds trained together, epochs chosen by fold "
         "loss, the model the mean of the best candidate's fold models); population (the "
         "study's random search, all fits at once, best refit); random (the study's pipeline: "
         "skorch + RandomizedSearchCV); grid; none (one fit with --lr --momentum --epochs "
@@ -97,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ensemble search: folds of neighbouring points (blocked, default) or shuffled",
     )
     s.add_argument(
-        "--max-epochs", type=_int, help="ensemble search: epoch cap per candidate (default 1000)"
+        "--max-epochs", type=_int, help="ensemble, tpe: epoch cap per candidate (default 1000)"
     )
     s.add_argument(
         "--patience",
@@ -112,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E",
         help="epoch counts the population/random search draws from (default: 100 250 500 1000)",
     )
+    t = r.add_argument_group("--search tpe (Optuna)")
+    t.add_argument("--n-trials", type=_int, help="trials this process runs (default 30; 0: "
+                   "refit the best trial of an existing study)")  # fmt: skip
+    t.add_argument("--trial-batch", type=_int, help="trials trained together (default 6)")
+    t.add_argument("--pruner", choices=PRUNERS, help="default: halving (successive halving)")
+    t.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage (default: sqlite:///RUN/optuna.db); several processes given "
+        "the same storage and --study-name share one study, e.g. postgresql://user@host/db",
+    )
+    t.add_argument("--study-name", help="default: glassnet-regression")
     s.add_argument("--lr", type=_float, help="learning rate (--search none; default 0.01)")
     s.add_argument("--momentum", type=_float, help="SGD momentum (--search none; default 0.9)")
     s.add_argument("--epochs", type=_int, help="epochs (--search none; default 1000)")

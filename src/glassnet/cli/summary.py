@@ -27,6 +27,11 @@ def regression_summary(m: RegressionMetrics, run_dir: Path) -> str:
             f"  CV MSE     {m.cv_mse:.4f}  ({m.n_candidates} candidates, "
             f"{m.n_failed} failed/diverged)"
         )
+    if m.n_pruned is not None and m.study is not None:
+        lines.append(
+            f"  trials     {m.n_pruned} of {m.n_candidates} pruned; Optuna study "
+            f"{m.study['name']!r} in {m.study['storage']} (see it: optuna-dashboard)"
+        )
     if m.ensemble_members is not None:
         lines.append(
             f"  model      mean of {m.ensemble_members} fold models at epoch {m.epochs_run}"

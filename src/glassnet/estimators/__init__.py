@@ -17,6 +17,7 @@ from glassnet.estimators.regression import (
     build_regression_module,
     make_ensemble_search,
     make_regressor,
+    make_tpe_search,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "make_classifier",
     "make_ensemble_search",
     "make_regressor",
+    "make_tpe_search",
     "module_class",
     "module_kwargs",
 ]

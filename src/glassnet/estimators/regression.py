@@ -21,6 +21,8 @@ from glassnet.models import ACTIVATIONS, MLP, RegressionEnsemble
 from glassnet.progress import Progress
 from glassnet.search.cv import BlockedKFold
 from glassnet.search.ensemble import EnsembleSearchCV
+from glassnet.search.studies import PRUNERS
+from glassnet.search.tpe import REGRESSION_SPACE, TPESearchCV
 from glassnet.training import (
     EpochProgress,
     GlassRegressor,
@@ -40,8 +42,9 @@ __all__ = [
 
 # ensemble (default): candidates x folds trained together, epochs chosen by fold loss, the model
 # the mean of the best candidate's fold models; population: the study's random search, all
-# members at once; random: RandomizedSearchCV (the study's own pipeline); grid; none: one fit.
-SEARCHES = ("ensemble", "population", "random", "grid", "none")
+# members at once; random: RandomizedSearchCV (the study's own pipeline); grid; tpe: Optuna
+# proposes, a pruner stops the hopeless, each batch of trials trains at once; none: one fit.
+SEARCHES = ("ensemble", "population", "random", "grid", "tpe", "none")
 FOLDS = ("blocked", "shuffled")
 
 
@@ -74,6 +77,14 @@ class RegressionConfig:
     device: str = "auto"  # auto | cpu | cuda
     epoch_choices: tuple[int, ...] = (100, 250, 500, 1000)  # epochs the study's search draws
     probe_x: tuple[float, ...] = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
+    # --search tpe: trials this process runs (0: refit the study's best), trained `trial_batch`
+    # at a time up to max_epochs; the pruner; the Optuna storage URL (None: optuna.db in the
+    # run folder) and study name. Chosen on seeds 100-102 (benchmarks/RESULTS.md).
+    n_trials: int = 30
+    trial_batch: int = 6
+    pruner: str = "halving"
+    storage: str | None = None
+    study_name: str = "glassnet-regression"
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> RegressionConfig:
@@ -102,6 +113,9 @@ class RegressionConfig:
             (self.n_iter is None or self.n_iter >= 1, f"--n-iter must be >= 1, got {self.n_iter}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.n_jobs >= 1, f"--n-jobs must be >= 1, got {self.n_jobs}"),
+            (self.n_trials >= 0, f"--n-trials must be >= 0, got {self.n_trials}"),
+            (self.trial_batch >= 1, f"--trial-batch must be >= 1, got {self.trial_batch}"),
+            (self.pruner in PRUNERS, f"--pruner must be one of {', '.join(PRUNERS)}"),
             (
                 self.n_jobs == 1 or self.search in ("random", "grid"),
                 f"--n-jobs {self.n_jobs}: only --search random and grid run fits in parallel "
@@ -178,6 +192,25 @@ def make_ensemble_search(
         batch_size=cfg.batch_size,
         random_state=cfg.seed,
         device=choose_device(cfg.device),
+        progress=progress,
+    )
+
+
+def make_tpe_search(
+    cfg: RegressionConfig, storage: str | None, progress: Progress | None = None
+) -> TPESearchCV:
+    """--search tpe: TPESearchCV over the study's ranges, on the study's shuffled folds."""
+    return TPESearchCV(
+        make_regressor(cfg, progress),
+        REGRESSION_SPACE,
+        n_trials=cfg.n_trials,
+        batch=cfg.trial_batch,
+        max_epochs=cfg.max_epochs,
+        pruner=cfg.pruner,
+        cv=cfg.shuffled_folds(),
+        random_state=cfg.seed,
+        storage=storage,
+        study_name=cfg.study_name,
         progress=progress,
     )
 

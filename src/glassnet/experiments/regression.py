@@ -20,6 +20,7 @@ from glassnet.estimators import (
     RegressionConfig,
     make_ensemble_search,
     make_regressor,
+    make_tpe_search,
 )
 from glassnet.events import write_curves
 from glassnet.introspection import fold_band
@@ -93,6 +94,8 @@ def run_regression(
         try:
             if cfg.search == "ensemble":
                 fit = _ensemble(cfg, data, progress)
+            elif cfg.search == "tpe":
+                fit = _tpe(cfg, data, progress, run, resume)
             else:
                 fit = _single_net(cfg, data, progress)
         except NotBatchableError as e:
@@ -154,6 +157,45 @@ def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -
     curves["fold-validation MSE"] = search.curves_["valid_mse"]
     model = search.ensemble_
     return _Fit(model, model, "fold models", metrics, curves, search.curves_["epoch"], rows)
+
+
+def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, resume) -> _Fit:
+    """--search tpe: Optuna's study is the search's record (optuna.db in the run folder unless
+    --storage names another); a resumed run keeps its finished trials and runs the rest."""
+    X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
+    storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
+    search = make_tpe_search(cfg, storage, progress)
+    if resume and cfg.storage is None:  # our own study: its trials are this run's
+        import optuna
+
+        from glassnet.search.studies import stale_trials_failed
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+        stale_trials_failed(study)  # the interrupted round's trials: to be run again
+        finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+        search.set_params(n_trials=max(0, cfg.n_trials - finished))
+    search.fit(X, y)
+    rows = cv_rows(search.cv_results_)
+    metrics = {
+        "n_candidates": len(rows),
+        "n_failed": sum(r["mean_cv_mse"] is None for r in rows),
+        "n_pruned": int(sum(r["state"] == "pruned" for r in rows)),
+        "cv_mse": -search.best_score_,
+        "failed": [r["params"] for r in rows if r["mean_cv_mse"] is None],
+        "best_params": search.best_params_,
+        "member_epochs": search.member_epochs_,
+        "epochs_run": search.best_params_["max_epochs"],
+        "study": {"storage": cfg.storage or "optuna.db", "name": cfg.study_name},
+    }
+    net = search.best_estimator_
+    splitter = cfg.shuffled_folds()
+    folds = [tr for tr, _ in splitter.split(X)]
+    members = fold_models(make_regressor(cfg), search.best_params_, X, y, folds, progress)
+    members = [m for m in members if m is not None]
+    curves = {"train loss (MSE)": list(net.history[:, "train_loss"])}
+    module = net.module_.cpu().eval()
+    return _Fit(module, members or None, "CV fold models", metrics, curves, cv_rows=rows)
 
 
 def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:

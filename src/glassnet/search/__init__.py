@@ -1,16 +1,20 @@
-"""Hyperparameter search: default spaces and the wiring of scikit-learn searches."""
+"""Hyperparameter search: default spaces, scikit-learn searches, the batched population,
+and Optuna-driven TPE search with pruning."""
 
 from glassnet.search.adapter import NotBatchableError, train_members
 from glassnet.search.cv import BlockedKFold, make_search, search_summary
 from glassnet.search.ensemble import EnsembleSearchCV
 from glassnet.search.population import PopulationSearchCV
 from glassnet.search.spaces import regression_distributions, regression_grid
+from glassnet.search.tpe import REGRESSION_SPACE, TPESearchCV
 
 __all__ = [
     "BlockedKFold",
     "EnsembleSearchCV",
     "NotBatchableError",
     "PopulationSearchCV",
+    "REGRESSION_SPACE",
+    "TPESearchCV",
     "make_search",
     "regression_distributions",
     "regression_grid",

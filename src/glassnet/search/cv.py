@@ -112,7 +112,8 @@ def cv_rows(cv_results: dict) -> list[dict[str, Any]]:
         }
         # per search: fit seconds (sklearn's searches), chosen and trained epochs (ensemble)
         for key, col in (("mean_fit_time", "mean_fit_seconds"), ("best_epoch", "best_epoch"),
-                         ("epochs_trained", "epochs_trained")):  # fmt: skip
+                         ("epochs_trained", "epochs_trained"), ("trial", "trial"),
+                         ("state", "state")):  # fmt: skip
             if key in cv_results:
                 row[col] = cv_results[key][i].item()
         plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}

@@ -1,0 +1,151 @@
+"""Optuna studies for glassnet's searches: storage, samplers, pruners, and the checks that
+refuse a wrong storage URL or a study made for another search before any training starts.
+
+A study is the search's record: every trial, its parameters, its reported fold scores and its
+end (complete, pruned, failed). Several processes, on one machine or many, given the same
+storage and study name work on one study; Optuna's storage numbers the trials, so none is
+lost or run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from glassnet.errors import UserError
+
+__all__ = [
+    "PRUNERS",
+    "make_pruner",
+    "open_study",
+    "optuna_space",
+    "stale_trials_failed",
+    "storage_from_url",
+]
+
+PRUNERS = ("halving", "hyperband", "median", "none")
+
+
+def make_pruner(name: str, min_resource: int, max_resource: int, startup: int) -> Any:
+    """The pruner for ``name``; resources are epochs (a trial reports every few epochs).
+
+    halving (the default): asynchronous successive halving, which needs no finished trials to
+    compare with, so trials trained side by side prune each other from the first rung.
+    hyperband: several halving brackets. median: prune below the median of earlier trials at
+    the same epoch, after ``startup`` trials. none: every trial trains to the end.
+    """
+    import optuna
+
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min_resource, max_resource=max_resource, reduction_factor=3
+        )
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=min_resource)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"--pruner must be one of {', '.join(PRUNERS)}, got {name}")
+
+
+def optuna_space(space: dict[str, tuple]) -> dict[str, Any]:
+    """Optuna distributions from ``{name: ("float", low, high, log)}`` or ``("int", ...)`` or
+    ``("categorical", choices)``: a plain description that can be stored and compared."""
+    import optuna
+
+    out = {}
+    for name, spec in space.items():
+        kind = spec[0]
+        if kind == "float":
+            out[name] = optuna.distributions.FloatDistribution(spec[1], spec[2], log=spec[3])
+        elif kind == "int":
+            out[name] = optuna.distributions.IntDistribution(spec[1], spec[2], log=spec[3])
+        else:
+            out[name] = optuna.distributions.CategoricalDistribution(list(spec[1]))
+    return out
+
+
+def open_study(
+    storage: str | None,
+    study_name: str | None,
+    direction: str,
+    space: dict[str, tuple],
+    sampler: Any,
+    pruner: Any,
+) -> Any:
+    """Create or load the study; refuse (UserError) a storage that cannot be opened, or an
+    existing study searched in the other direction or over another space."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # glassnet reports progress itself
+    rdb = None
+    if storage is not None:
+        rdb = storage_from_url(storage)
+    try:
+        study = optuna.create_study(
+            storage=rdb,
+            study_name=study_name,
+            direction=direction,
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    except Exception as e:  # noqa: BLE001 - database drivers raise many types
+        raise UserError(f"--storage {storage}: cannot open the study ({_reason(e)})") from None
+    signature = json.dumps({k: list(v) for k, v in sorted(space.items())})
+    if study.direction.name.lower() != direction:
+        raise UserError(
+            f"--study-name {study.study_name}: exists in {storage} and is "
+            f"{study.direction.name.lower()}d, not {direction}d; choose another name"
+        )
+    saved = study.user_attrs.get("glassnet_space")
+    if saved is None:
+        study.set_user_attr("glassnet_space", signature)
+    elif saved != signature:
+        raise UserError(
+            f"--study-name {study.study_name}: exists in {storage} with another search "
+            f"space ({saved}); choose another name"
+        )
+    return study
+
+
+def storage_from_url(url: str) -> Any:
+    import optuna
+
+    if "://" not in url:
+        raise UserError(f"--storage {url}: not a database URL (e.g. sqlite:///study.db, "
+                        "postgresql://user:password@host/db)")  # fmt: skip
+    if url.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; glassnet ships psycopg2
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):  # several workers on one file wait for each other's writes
+        kwargs = {"connect_args": {"timeout": 60}}
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy and the drivers raise many types
+            # Two workers creating a new database's tables at once: one wins, the other
+            # finds them made once it tries again. Anything else is the URL's fault.
+            racing = any(w in str(e) for w in ("UNIQUE constraint", "already exists", "locked"))
+            if not racing or attempt == 5:
+                raise UserError(f"--storage {url}: cannot open ({_reason(e)})") from None
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text.split(" (Background on this error")[0][:200]
+
+
+def stale_trials_failed(study: Any) -> int:
+    """Mark the study's RUNNING trials as failed (their process is gone); return how many.
+    Only for a study no other process uses: a resumed run's own storage."""
+    import optuna
+
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+    for t in stale:
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    return len(stale)

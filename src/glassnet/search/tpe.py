@@ -1,0 +1,261 @@
+"""TPESearchCV: Optuna proposes the candidates; each batch of trials trains as one population.
+
+The random searches train every candidate to its full epoch budget. Here Optuna's TPE sampler
+learns from the trials so far where good settings lie, and a pruner stops trials that cannot
+win any more; a pruned trial's members leave the stacked population at once. Epochs are the
+resource: every trial trains up to ``max_epochs``, reports its mean fold-validation MSE every
+``check_every`` epochs, and keeps its best epoch's score (and that epoch count), rather than
+sampling the epoch count as the study did.
+
+A round: ask ``batch`` trials, train their (trial x fold) members together, report at every
+check, prune, tell the trials as they end. The same engine, folds, initial weights and batches
+as ``PopulationSearchCV``: a trial's fold scores are those of training it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import check_cv
+
+from glassnet.progress import Progress
+from glassnet.search.adapter import NetSpec, refit_best
+from glassnet.search.engine import Population, epoch_batches
+from glassnet.search.studies import make_pruner, open_study, optuna_space
+
+__all__ = ["TPESearchCV", "REGRESSION_SPACE"]
+
+# The study's ranges (search/spaces.py), in Optuna's terms: (kind, low, high, log).
+REGRESSION_SPACE: dict[str, tuple] = {
+    "lr": ("float", 1e-4, 5e-2, True),
+    "optimizer__momentum": ("float", 0.0, 0.95, False),
+    "optimizer__weight_decay": ("float", 1e-5, 1e-2, True),
+}
+
+
+class TPESearchCV(BaseEstimator):
+    """Cross-validated TPE search with pruning over SGD settings of a skorch MLP regressor.
+
+    ``estimator``: the skorch net (as for ``PopulationSearchCV``); ``space``: ``{skorch name:
+    (kind, low, high, log)}``. ``n_trials`` trials are run by this process, ``batch`` at a time;
+    with ``storage`` and ``study_name`` several processes share one study (``study_``).
+    ``n_trials=0`` runs nothing and refits the study's best trial. After ``fit``:
+    ``best_params_`` (with ``max_epochs`` = the best trial's best epoch), ``best_score_``
+    (negative MSE, scikit-learn's sign), ``best_estimator_`` (refit on all data),
+    ``member_epochs_`` (trained by this process), ``trace_`` ((seconds, member-epochs, best MSE)
+    at every improvement) and ``cv_results_`` (every finished trial of the study).
+    """
+
+    def __init__(
+        self,
+        estimator: Any,
+        space: Mapping[str, tuple] | None = None,
+        *,
+        n_trials: int = 30,
+        batch: int = 6,
+        max_epochs: int = 1000,
+        check_every: int = 10,
+        pruner: str = "halving",
+        min_epochs: int = 30,
+        cv: Any = 5,
+        random_state: int = 0,
+        storage: str | None = None,
+        study_name: str | None = None,
+        refit: bool = True,
+        chunk_size: int = 16,
+        progress: Progress | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.space = space
+        self.n_trials = n_trials
+        self.batch = batch
+        self.max_epochs = max_epochs
+        self.check_every = check_every
+        self.pruner = pruner
+        self.min_epochs = min_epochs
+        self.cv = cv
+        self.random_state = random_state
+        self.storage = storage
+        self.study_name = study_name
+        self.refit = refit
+        self.chunk_size = chunk_size
+        self.progress = progress
+
+    def fit(self, X, y) -> TPESearchCV:
+        """Run this process's trials, then pick the study's best and refit it."""
+        import optuna
+
+        space = dict(self.space or REGRESSION_SPACE)
+        for name in ("n_trials", "batch", "max_epochs", "check_every"):
+            if getattr(self, name) < (0 if name == "n_trials" else 1):
+                raise ValueError(f"{name} must be >= {0 if name == 'n_trials' else 1}")
+        # multivariate: learning rate and momentum act together (lr / (1 - momentum) sets the
+        # step), which independent per-parameter densities cannot see
+        sampler = optuna.samplers.TPESampler(seed=self.random_state, multivariate=True,
+                                             n_startup_trials=self.batch)  # fmt: skip
+        pruner = make_pruner(self.pruner, self.min_epochs, self.max_epochs, self.batch)
+        self.study_ = open_study(self.storage, self.study_name, "minimize", space, sampler, pruner)
+        X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+        y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+        spec = NetSpec(self.estimator, set(space) | {"max_epochs"})
+        folds = list(check_cv(self.cv, y, classifier=False).split(X, y))
+        self.n_splits_ = len(folds)
+        self.member_epochs_, self.trace_, self.n_pruned_ = 0, [], 0
+        progress = self.progress or Progress()
+        progress.start(self.n_trials, f"TPE search: {self.n_trials} trials x {len(folds)} folds")
+        t0 = time.perf_counter()
+        dists = optuna_space(space)
+        done = 0
+        while done < self.n_trials:
+            trials = [self.study_.ask(dists) for _ in range(min(self.batch, self.n_trials - done))]
+            self._round(trials, spec, X, y, folds, progress, t0)
+            done += len(trials)
+        self.train_seconds_ = time.perf_counter() - t0
+        progress.close()
+        self._collect()
+        if self.refit:
+            t1 = time.perf_counter()
+            self.best_estimator_ = refit_best(
+                self.estimator, self.best_params_, X, y[:, 0] if y.shape[1] == 1 else y,
+                progress, self.chunk_size,
+            )  # fmt: skip
+            self.refit_time_ = time.perf_counter() - t1
+        return self
+
+    def predict(self, X):
+        """Predict with the refit best estimator."""
+        return self.best_estimator_.predict(X)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _round(self, trials, spec, X, y, folds, progress, t0) -> None:
+        """Train one batch of trials as one population until each is pruned, fails or ends."""
+        import optuna
+
+        dev = spec.device
+        K = len(folds)
+        members = [(c, k) for c in range(len(trials)) for k in range(K)]  # row = c * K + k
+        settings = [
+            spec.settings({**trials[c].params, "max_epochs": self.max_epochs}) for c, _ in members
+        ]
+        pop = Population(spec.initial_module(), settings, dev, spec.activation)
+        Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+        train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
+        sizes = [len(t) for t in train_idx]
+        Xv, yv, wv = _validation(members, folds, Xt, yt)
+        gen = spec.shuffle_generator()
+        drop_gen = torch.Generator(device=dev)
+        drop_gen.manual_seed(spec.seed or 0)
+        best = {c: (math.inf, 0) for c in range(len(trials))}  # (best mean fold MSE, epoch)
+        full_batch = spec.batch_size >= max(sizes)
+        batches, epoch = None, 0
+        while pop.ids:
+            epoch += 1
+            if batches is None or not full_batch:
+                batches = epoch_batches(pop.ids, sizes, train_idx, max(sizes), spec.batch_size,
+                                        spec.shuffle, gen, Xt, yt)  # fmt: skip
+            loss = torch.zeros(len(pop.ids), device=dev)
+            for Xb, yb, w, active, count in batches:
+                loss += pop.step(Xb, yb, w, active, drop_gen, self.chunk_size) * count
+            self.member_epochs_ += len(pop.ids)
+            rows_of: dict[int, list[int]] = {}
+            for r, m in enumerate(pop.ids):
+                rows_of.setdefault(members[m][0], []).append(r)
+            finite = torch.isfinite(loss).tolist()
+            ended: dict[int, Any] = {}
+            for c, rows in rows_of.items():
+                if not all(finite[r] for r in rows):  # diverged: reported as hopeless
+                    trials[c].report(math.inf, epoch)
+                    ended[c] = optuna.trial.TrialState.PRUNED
+            if epoch % self.check_every == 0 or epoch == self.max_epochs:
+                ids = torch.tensor(pop.ids, dtype=torch.long, device=dev)
+                val = pop.losses(Xv[ids], yv[ids], wv[ids]).tolist()  # (member,) fold MSE
+                for c, rows in rows_of.items():
+                    if c in ended:
+                        continue
+                    mse = float(np.mean([val[r] for r in rows]))
+                    mse = mse if math.isfinite(mse) else math.inf
+                    if mse < best[c][0]:
+                        best[c] = (mse, epoch)
+                        trials[c].set_user_attr("fold_mse", [val[r] for r in rows])
+                        self._improved(mse, t0)
+                    trials[c].report(mse, epoch)
+                    if epoch >= self.max_epochs:
+                        ended[c] = optuna.trial.TrialState.COMPLETE
+                    elif not math.isfinite(mse) or trials[c].should_prune():
+                        ended[c] = optuna.trial.TrialState.PRUNED
+            for c, state in ended.items():
+                self._tell(trials[c], state, best[c], epoch)
+                progress.advance()
+            progress.note(f"best CV MSE {self._best:.4g}, {self.n_pruned_} pruned")
+            if ended:
+                pop.keep([r for r, m in enumerate(pop.ids) if members[m][0] not in ended])
+                batches = None
+
+    @property
+    def _best(self) -> float:
+        return self.trace_[-1][2] if self.trace_ else math.inf
+
+    def _improved(self, mse: float, t0: float) -> None:
+        if mse < self._best:
+            self.trace_.append((time.perf_counter() - t0, self.member_epochs_, mse))
+
+    def _tell(self, trial, state, best: tuple[float, int], epoch: int) -> None:
+        trial.set_user_attr("best_epoch", best[1])
+        trial.set_user_attr("epochs_trained", epoch)
+        if state.name == "COMPLETE":
+            self.study_.tell(trial, best[0])
+        else:
+            self.n_pruned_ += 1
+            trial.set_user_attr("best_value", best[0])
+            self.study_.tell(trial, state=state)
+
+    def _collect(self) -> None:
+        """The study's best trial, complete or pruned (a pruned trial's best epoch counts:
+        epochs are the resource, and its score up to there is a real fold score)."""
+        done = [t for t in self.study_.get_trials(deepcopy=False)
+                if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
+        if not done:
+            raise ValueError("the study has no finished trial to refit; run some trials first")
+
+        def score(t) -> float:
+            v = t.value if t.state.name == "COMPLETE" else t.user_attrs.get("best_value")
+            return math.inf if v is None or not math.isfinite(v) else float(v)
+
+        best = min(done, key=lambda t: (score(t), t.number))
+        if not math.isfinite(score(best)):
+            raise FloatingPointError("every trial diverged; try smaller learning rates")
+        self.best_trial_ = best
+        self.best_params_ = {**best.params, "max_epochs": int(best.user_attrs["best_epoch"])}
+        self.best_score_ = -score(best)
+        mse = np.array([score(t) for t in done])
+        mse[~np.isfinite(mse)] = np.nan  # diverged: NaN, as the other searches score failures
+        folds = [t.user_attrs.get("fold_mse") or [np.nan] for t in done]
+        order = np.argsort(np.where(np.isnan(mse), np.inf, mse), kind="stable")
+        rank = np.empty(len(done), dtype=int)
+        rank[order] = np.arange(1, len(done) + 1)
+        self.cv_results_ = {
+            "params": [t.params for t in done],
+            "trial": np.array([t.number for t in done]),
+            "state": np.array([t.state.name.lower() for t in done]),
+            "mean_test_score": -mse,
+            "std_test_score": np.array([np.std(f) for f in folds]),
+            "rank_test_score": rank,
+            "best_epoch": np.array([t.user_attrs.get("best_epoch", 0) for t in done]),
+            "epochs_trained": np.array([t.user_attrs.get("epochs_trained", 0) for t in done]),
+        }
+
+
+def _validation(members, folds, Xt, yt):
+    """Every member's validation rows as one padded, weighted batch."""
+    val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
+    n_val = max(len(v) for v in val_idx)
+    sizes = [len(v) for v in val_idx]
+    ids = list(range(len(members)))
+    Xv, yv, wv, _, _ = epoch_batches(ids, sizes, val_idx, n_val, n_val, False, None, Xt, yt)[0]
+    return Xv, yv, wv

@@ -1,0 +1,236 @@
+"""TPESearchCV: Optuna trials trained as one population, pruning, storage shared by workers."""
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import numpy as np
+import pytest
+
+from glassnet.cli import main
+from glassnet.estimators import RegressionConfig, make_regressor
+from glassnet.search.studies import storage_from_url
+from glassnet.search.tpe import TPESearchCV
+
+optuna = pytest.importorskip("optuna")
+
+EPOCHS, CHECK = 30, 10
+
+
+def _data(n=45, seed=0):  # 3 folds of 15: every member's own permutations, as skorch draws
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(-3, 3, n)).astype(np.float32)
+    return x.reshape(-1, 1), (np.sin(x) + 0.1 * rng.normal(size=n)).astype(np.float32)
+
+
+def _cfg(**kw):
+    base = dict(hidden=(16, 8), cv=3, batch_size=16, seed=0, device="cpu")
+    return RegressionConfig(**{**base, **kw})
+
+
+def _search(**kw):
+    cfg = _cfg()
+    base = dict(n_trials=4, batch=4, max_epochs=EPOCHS, check_every=CHECK, min_epochs=CHECK,
+                cv=cfg.shuffled_folds(), random_state=0, refit=False)  # fmt: skip
+    return TPESearchCV(make_regressor(cfg), **{**base, **kw})
+
+
+PARAMS = [
+    {"lr": 0.02, "optimizer__momentum": 0.9, "optimizer__weight_decay": 1e-4},
+    {"lr": 0.005, "optimizer__momentum": 0.5, "optimizer__weight_decay": 1e-3},
+    {"lr": 0.05, "optimizer__momentum": 0.0, "optimizer__weight_decay": 1e-5},
+    {"lr": 0.001, "optimizer__momentum": 0.8, "optimizer__weight_decay": 1e-2},
+]
+
+
+def _enqueued(tmp_path, name, params):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=url, study_name=name, direction="minimize")
+    for p in params:
+        study.enqueue_trial(p)
+    return url
+
+
+def test_batched_trials_score_as_trained_one_by_one(tmp_path):
+    """Four trials in one population report the same fold scores as each trained alone, and
+    as skorch training the net on each fold (the PyTorch reference)."""
+    X, y = _data()
+    url = _enqueued(tmp_path, "batched", PARAMS)
+    together = _search(storage=url, study_name="batched", pruner="none").fit(X, y)
+    got = {t.number: t.intermediate_values for t in together.study_.trials}
+    for i, p in enumerate(PARAMS):
+        alone = _search(storage=url, study_name=f"alone{i}", pruner="none", n_trials=1, batch=1)
+        optuna.create_study(storage=url, study_name=f"alone{i}").enqueue_trial(p)
+        alone.fit(X, y)
+        ref = alone.study_.trials[0].intermediate_values
+        assert sorted(ref) == [10, 20, 30]
+        for step, v in ref.items():
+            assert got[i][step] == pytest.approx(v, rel=1e-4)
+    # skorch, fold by fold, for the first trial's first check (10 epochs)
+    folds = list(_cfg().shuffled_folds().split(X))
+    mses = []
+    for tr, va in folds:
+        net = make_regressor(_cfg(epochs=CHECK)).set_params(**PARAMS[0])
+        net.fit(X[tr], y[tr])
+        mses.append(float(np.mean((net.predict(X[va]).ravel() - y[va]) ** 2)))
+    assert got[0][CHECK] == pytest.approx(np.mean(mses), rel=1e-4)
+
+
+def test_pruned_trials_leave_the_computation():
+    """Member-epochs count what was trained: pruned trials stop costing at once."""
+    X, y = _data()
+    s = _search(n_trials=12, batch=6, pruner="halving").fit(X, y)
+    trained = [t.user_attrs["epochs_trained"] for t in s.study_.trials]
+    assert s.n_pruned_ > 0 and min(trained) < EPOCHS
+    assert s.member_epochs_ == 3 * sum(trained)  # 3 folds per trial
+    assert s.member_epochs_ < 12 * 3 * EPOCHS
+    states = {t.state.name for t in s.study_.trials}
+    assert states <= {"COMPLETE", "PRUNED"} and len(s.study_.trials) == 12
+
+
+def test_same_seed_same_trials():
+    X, y = _data()
+    a = _search(n_trials=8).fit(X, y)
+    b = _search(n_trials=8).fit(X, y)
+    assert [t.params for t in a.study_.trials] == [t.params for t in b.study_.trials]
+    assert [t.value for t in a.study_.trials] == [t.value for t in b.study_.trials]
+    assert a.best_params_ == b.best_params_ and a.best_score_ == b.best_score_
+
+
+# --- storage shared by worker processes -----------------------------------------------------
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from glassnet.estimators import RegressionConfig, make_regressor
+    from glassnet.search.tpe import TPESearchCV
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(-3, 3, 45)).astype(np.float32)
+    y = (np.sin(x) + 0.1 * rng.normal(size=45)).astype(np.float32)
+    cfg = RegressionConfig(hidden=(16, 8), cv=3, batch_size=16, device="cpu")
+    TPESearchCV(make_regressor(cfg), n_trials=4, batch=2, max_epochs=30, min_epochs=10,
+                cv=cfg.shuffled_folds(), random_state=int(sys.argv[2]), storage=sys.argv[1],
+                study_name="shared", refit=False).fit(x.reshape(-1, 1), y)
+    """
+)
+
+
+def _two_workers(url):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, str(seed)], stderr=subprocess.PIPE, text=True
+        )  # fmt: skip
+        for seed in (1, 2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    study = optuna.load_study(study_name="shared", storage=storage_from_url(url))
+    numbers = sorted(t.number for t in study.trials)
+    assert numbers == list(range(8))  # every trial recorded once: none lost, none twice
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    _two_workers(f"sqlite:///{tmp_path / 'shared.db'}")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL server in a temporary folder on a free localhost port."""
+    found = shutil.which("initdb") or next(
+        iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
+    )
+    if found is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
+    bindir = os.path.dirname(os.path.realpath(found))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = tempfile.mkdtemp(prefix="glassnet-pg-")
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")  # initdb refuses to run as root
+    data = os.path.join(root, "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = dict(check=True, capture_output=True, text=True)
+    subprocess.run([*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
+                   **run)  # fmt: skip
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l",
+                    os.path.join(root, "log"), "-w", "start"], **run)  # fmt: skip
+    try:
+        import psycopg2
+
+        con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        con.autocommit = True
+        con.cursor().execute("CREATE DATABASE glassnet")
+        con.close()
+        yield f"postgresql://postgres@127.0.0.1:{port}/glassnet"
+    finally:
+        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(postgres_url):
+    _two_workers(postgres_url)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def _cli(small_csvs, out, *extra):
+    tr, te = small_csvs
+    return ["regression", "--train", str(tr), "--test", str(te), "--hidden", "16", "8",
+            "--cv", "3", "--search", "tpe", "--max-epochs", "40", "--n-trials", "6",
+            "--quiet", "--json", "--out", str(out), *extra]  # fmt: skip
+
+
+def test_cli_tpe_leaves_a_study_and_refits_it_with_zero_trials(small_csvs, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'mine.db'}"
+    assert main(_cli(small_csvs, tmp_path / "a", "--storage", url)) == 0
+    first = json.loads(capsys.readouterr().out)["metrics"]
+    assert first["search"] == "tpe" and first["n_candidates"] == 6
+    assert main(_cli(small_csvs, tmp_path / "b", "--storage", url, "--n-trials", "0")) == 0
+    again = json.loads(capsys.readouterr().out)["metrics"]
+    assert again["best_params"] == first["best_params"]
+    assert again["test_mse"] == pytest.approx(first["test_mse"])
+    assert main(_cli(small_csvs, tmp_path / "c")) == 0  # default: a study in the run folder
+    capsys.readouterr()
+    study = optuna.load_study(study_name="glassnet-regression",
+                              storage=f"sqlite:///{tmp_path / 'c' / 'optuna.db'}")  # fmt: skip
+    assert len(study.trials) == 6
+
+
+@pytest.mark.parametrize(
+    "storage, message",
+    [
+        ("notaurl", "not a database URL"),
+        ("sqlite:////nonexistent/folder/x.db", "cannot open"),
+        ("postgresql://nobody@127.0.0.1:1/none", "cannot open"),
+    ],
+)
+def test_bad_storage_is_one_line_before_training(small_csvs, tmp_path, capsys, storage, message):
+    assert main(_cli(small_csvs, tmp_path / "x", "--storage", storage)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "--storage" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_study_of_another_kind_is_refused(small_csvs, tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    optuna.create_study(storage=url, study_name="up", direction="maximize")
+    assert main(_cli(small_csvs, tmp_path / "x", "--storage", url, "--study-name", "up")) == 2
+    assert "maximized, not minimized" in capsys.readouterr().err
+    study = optuna.create_study(storage=url, study_name="other", direction="minimize")
+    study.set_user_attr("glassnet_space", '{"lr": ["float", 0.1, 1.0, true]}')
+    assert main(_cli(small_csvs, tmp_path / "y", "--storage", url, "--study-name", "other")) == 2
+    assert "another search space" in capsys.readouterr().err
