@@ -234,3 +234,29 @@ def test_study_of_another_kind_is_refused(small_csvs, tmp_path, capsys):
     study.set_user_attr("glassnet_space", '{"lr": ["float", 0.1, 1.0, true]}')
     assert main(_cli(small_csvs, tmp_path / "y", "--storage", url, "--study-name", "other")) == 2
     assert "another search space" in capsys.readouterr().err
+
+
+def test_classify_tpe_prunes_by_validation_accuracy(tmp_path, capsys):
+    from .test_data_images import make_idx_folder
+
+    data = make_idx_folder(tmp_path / "bars", n_train=200, n_test=50, n_classes=5)
+    args = ["classify", "--data-dir", str(data), "--hidden", "16", "--epochs", "4",
+            "--search", "tpe", "--n-trials", "6", "--quiet", "--json"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    m = json.loads(capsys.readouterr().out)["metrics"]
+    assert set(m["best_params"]) == {"lr", "dropout", "batch_size", "epochs"}
+    study = optuna.load_study(study_name="glassnet-classify-mlp",
+                              storage=f"sqlite:///{tmp_path / 'a' / 'optuna.db'}")  # fmt: skip
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 6 and "PRUNED" in states and "COMPLETE" in states
+    assert max(t.value for t in study.trials if t.value is not None) == pytest.approx(
+        m["val_accuracy"]
+    )
+    trials = (tmp_path / "a" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 6
+    # --n-trials 0 trains the study's best trial again, from its parameters
+    url = f"sqlite:///{tmp_path / 'a' / 'optuna.db'}"
+    assert main([*args, "--n-trials", "0", "--storage", url, "--out", str(tmp_path / "b")]) == 0
+    again = json.loads(capsys.readouterr().out)["metrics"]
+    assert again["best_params"] == m["best_params"]
+    assert again["val_accuracy"] == pytest.approx(m["val_accuracy"])

@@ -199,7 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
         "the test and predict stay float32",
     )
     c.add_argument("--val-fraction", type=_float, default=0.2)
-    c.add_argument("--search", default="none", choices=("none", "grid"), help="grid: mlp only")
+    c.add_argument(
+        "--search",
+        default="none",
+        choices=("none", "grid", "tpe"),
+        help="grid: the study's grid (mlp only); tpe: Optuna searches lr, dropout, batch size "
+        "and epochs, pruning by validation accuracy per epoch",
+    )
+    ct = c.add_argument_group("--search tpe (Optuna)")
+    ct.add_argument("--n-trials", type=_int, default=12, help="trials this process runs (12)")
+    ct.add_argument("--pruner", choices=PRUNERS, default="halving")
+    ct.add_argument("--storage", metavar="URL", help="default: sqlite:///RUN/optuna.db")
+    ct.add_argument("--study-name", help="default: glassnet-classify-<model>")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
     c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])
     c.add_argument("--grid-epochs", type=_int, nargs="+", default=[10, 20, 30])

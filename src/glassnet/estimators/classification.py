@@ -26,6 +26,7 @@ from glassnet.errors import require
 from glassnet.events import TensorBoardLog
 from glassnet.models import MLP, LeNet5
 from glassnet.progress import Progress
+from glassnet.search.studies import PRUNERS
 from glassnet.training import (
     BestWeights,
     EpochProgress,
@@ -40,6 +41,7 @@ from glassnet.training import (
 __all__ = [
     "MODELS",
     "PRESETS",
+    "SEARCHES",
     "COMMON",
     "ClassificationConfig",
     "build_module",
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 MODELS = ("mlp", "lenet5")
+SEARCHES = ("none", "grid", "tpe")
 
 
 # The settings in which the models and presets differ: the one place the CLI, `reproduce` and
@@ -113,10 +116,14 @@ class ClassificationConfig:
     batch_size: int | None = None  # (preset) many steps per epoch, yet whole cores busy
     precision: str = "float32"  # float32 | bfloat16 (training arithmetic; needs native bf16)
     val_fraction: float = 0.2  # the study's fixed, stratified 80/20 train/validation split
-    search: str = "none"  # none | grid (grid: mlp only)
+    search: str = "none"  # none | grid (mlp only) | tpe (Optuna: lr, dropout, batch, epochs)
     grid_lr: tuple[float, ...] = (1e-3, 3e-4)
     grid_dropout: tuple[float, ...] = (0.1, 0.3)
     grid_epochs: tuple[int, ...] = (10, 20, 30)  # read off one run per (lr, dropout)
+    n_trials: int = 12  # --search tpe: trials this process runs (0: retrain the study's best)
+    pruner: str = "halving"  # --search tpe: stops trials by validation accuracy per epoch
+    storage: str | None = None  # --search tpe: Optuna storage URL (None: the run's optuna.db)
+    study_name: str | None = None  # --search tpe: default glassnet-classify-<model>
     max_train: int | None = None  # use only this many training images (quick runs)
     seed: int = 0
     device: str = "auto"
@@ -147,9 +154,11 @@ class ClassificationConfig:
             ]
         )
         checks = [
-            (self.search in ("none", "grid"), "--search must be none or grid"),
+            (self.search in SEARCHES, f"--search must be one of {', '.join(SEARCHES)}"),
             (self.lr_schedule in ("none", "cosine"), "--lr-schedule must be none or cosine"),
-            (self.search == "none" or self.model == "mlp", "--search grid is for --model mlp"),
+            (self.search != "grid" or self.model == "mlp", "--search grid is for --model mlp"),
+            (self.n_trials >= 0, f"--n-trials must be >= 0, got {self.n_trials}"),
+            (self.pruner in PRUNERS, f"--pruner must be one of {', '.join(PRUNERS)}"),
             (0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}"),
             (
                 all(0.0 <= d < 1.0 for d in self.grid_dropout),
@@ -218,6 +227,7 @@ def make_classifier(
     budgets: tuple[int, ...] = (),
     checkpoint: Callable[[dict[str, Any]], Any] | None = None,
     logdir: str | Path | None = None,
+    extra_callbacks: tuple[tuple[str, Any], ...] = (),
 ) -> GlassClassifier:
     """Return the skorch classifier: cross-entropy, Adam, fixed validation split, best epoch.
 
@@ -264,6 +274,7 @@ def make_classifier(
             *schedule,
             ("checkpoint", Checkpointer(save=checkpoint)),  # after the schedule: see its doc
             ("tensorboard", TensorBoardLog(logdir)),  # after it: logs only checkpointed epochs
+            *extra_callbacks,
         ],
         verbose=0,  # library code stays silent (skorch's PrintLog prints only when verbose)
         device=device,

@@ -75,7 +75,7 @@ def run_classification(
         metrics = _metrics(cfg, net, best, data, pred, (len(y_tr), len(y_val)), t_train)
         run.json("history.json", [{k: r.get(k) for k in _HISTORY_KEYS} for r in net.history])
         if grid_rows:
-            run.csv("grid_results.csv", grid_rows)
+            run.csv("grid_results.csv" if cfg.search == "grid" else "trials.csv", grid_rows)
         run.weights(net.module_)
         best_epoch = dict(net.callbacks_)["best"].best_epoch_
         classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
@@ -116,6 +116,8 @@ def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Prog
     try:
         if cfg.search == "grid":
             return _grid(cfg, n_classes, train, valid, progress, run, state)
+        if cfg.search == "tpe":
+            return _tpe(cfg, n_classes, train, valid, progress, run, state is not None)
 
         def save(net_state: dict[str, Any]) -> None:
             run.checkpoint({"net": net_state})
@@ -228,3 +230,83 @@ def _best_net(cfg, n_classes: int, n_train: int, valid, best: dict[str, Any]):
     cb = dict(net.callbacks_)["best"]
     cb.best_key_, cb.best_epoch_ = (snap["valid_acc"], -snap["valid_loss"]), snap["epoch"]
     return net
+
+
+def _tpe_space(cfg: ClassificationConfig) -> dict[str, tuple]:
+    """--search tpe: Adam's peak rate and dropout around the preset's, the batch size, and the
+    epochs (up to the preset's; the cosine schedule spans whatever a trial is given)."""
+    return {
+        "lr": ("float", cfg.lr / 10, min(cfg.lr * 3, 0.1), True),
+        "dropout": ("float", 0.0, 0.5, False),
+        "batch_size": ("categorical", (64, 128, 256)),
+        "epochs": ("int", max(1, cfg.epochs // 4), cfg.epochs, False),
+    }
+
+
+def _tpe(cfg, n_classes, train, valid, progress, run, resumed: bool):
+    """Optuna proposes (lr, dropout, batch size, epochs); each trial trains one net, reports
+    its validation accuracy every epoch, and the pruner stops the hopeless. The study (the
+    run's optuna.db unless --storage) is the record: a resumed run keeps its finished trials.
+    The best trial's net is kept in memory; one trained elsewhere (another worker, an earlier
+    process, --n-trials 0) is trained again from its parameters."""
+    import optuna
+
+    from glassnet.search.studies import (
+        ReportToTrial,
+        make_pruner,
+        open_study,
+        optuna_space,
+        stale_trials_failed,
+    )
+
+    space = _tpe_space(cfg)
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4)
+    pruner = make_pruner(cfg.pruner, 1, cfg.epochs, 4)
+    storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
+    name = cfg.study_name or f"glassnet-classify-{cfg.model}"
+    study = open_study(storage, name, "maximize", space, sampler, pruner)
+    n_trials = cfg.n_trials
+    if resumed and cfg.storage is None:  # our own study: its finished trials are this run's
+        stale_trials_failed(study)
+        n_trials -= sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+    dists, nets, pruned = optuna_space(space), {}, 0
+    progress.start(max(n_trials, 0), f"TPE search: {cfg.n_trials} trials")
+    for _ in range(max(n_trials, 0)):
+        trial = study.ask(dists)
+        sub = replace(cfg, **trial.params)
+        report = (("optuna", ReportToTrial(trial)),)
+        net = make_classifier(sub, n_classes, len(train[1]), valid, None, (), None,
+                              run.file(f"tensorboard/trial-{trial.number}"), report)  # fmt: skip
+        try:
+            net.fit(*train)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            pruned += 1
+        else:
+            best = float(dict(net.callbacks_)["best"].best_key_[0])
+            study.tell(trial, best)
+            nets[trial.number] = net
+        progress.advance()
+        progress.note(f"best val acc {_best_value(study):.4f}, {pruned} pruned")
+    progress.close()
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not done:
+        raise UserError(f"the study {name!r} has no finished trial; run some with --n-trials")
+    best = max(done, key=lambda t: (t.value, -t.number))
+    params = {**best.params}
+    net = nets.get(best.number)
+    if net is None:  # trained by another process: train it again here
+        net = make_classifier(replace(cfg, **params), n_classes, len(train[1]), valid, progress)
+        progress.start(params["epochs"], f"training trial {best.number}'s settings")
+        net.fit(*train)
+        progress.close()
+    rows = [{"trial": t.number, "state": t.state.name.lower(), **t.params,
+             "valid_acc": t.value if t.state.name == "COMPLETE" else None,
+             "epochs_run": max(t.intermediate_values, default=0)} for t in study.trials
+            if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
+    return net, params, rows
+
+
+def _best_value(study) -> float:
+    done = [t.value for t in study.trials if t.state.name == "COMPLETE"]
+    return max(done) if done else float("nan")

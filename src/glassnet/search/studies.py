@@ -13,10 +13,13 @@ import json
 import time
 from typing import Any
 
+from skorch.callbacks import Callback
+
 from glassnet.errors import UserError
 
 __all__ = [
     "PRUNERS",
+    "ReportToTrial",
     "make_pruner",
     "open_study",
     "optuna_space",
@@ -149,3 +152,20 @@ def stale_trials_failed(study: Any) -> int:
     for t in stale:
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
     return len(stale)
+
+
+class ReportToTrial(Callback):
+    """Report each epoch's ``monitor`` (e.g. validation accuracy) to an Optuna trial; raise
+    ``optuna.TrialPruned`` when the study's pruner says the trial cannot win any more."""
+
+    def __init__(self, trial: Any, monitor: str = "valid_acc") -> None:
+        self.trial = trial
+        self.monitor = monitor
+
+    def on_epoch_end(self, net: Any, **kwargs: Any) -> None:
+        import optuna
+
+        row = net.history[-1]
+        self.trial.report(float(row[self.monitor]), int(row["epoch"]))
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")

@@ -49,7 +49,8 @@ class TPESearchCV(BaseEstimator):
     ``best_params_`` (with ``max_epochs`` = the best trial's best epoch), ``best_score_``
     (negative MSE, scikit-learn's sign), ``best_estimator_`` (refit on all data),
     ``member_epochs_`` (trained by this process), ``trace_`` ((seconds, member-epochs, best MSE)
-    at every improvement) and ``cv_results_`` (every finished trial of the study).
+    at every improvement), ``rounds_`` ((seconds, member-epochs, best MSE, trials) after each
+    batch) and ``cv_results_`` (every finished trial of the study).
     """
 
     def __init__(
@@ -106,7 +107,7 @@ class TPESearchCV(BaseEstimator):
         spec = NetSpec(self.estimator, set(space) | {"max_epochs"})
         folds = list(check_cv(self.cv, y, classifier=False).split(X, y))
         self.n_splits_ = len(folds)
-        self.member_epochs_, self.trace_, self.n_pruned_ = 0, [], 0
+        self.member_epochs_, self.trace_, self.rounds_, self.n_pruned_ = 0, [], [], 0
         progress = self.progress or Progress()
         progress.start(self.n_trials, f"TPE search: {self.n_trials} trials x {len(folds)} folds")
         t0 = time.perf_counter()
@@ -116,6 +117,7 @@ class TPESearchCV(BaseEstimator):
             trials = [self.study_.ask(dists) for _ in range(min(self.batch, self.n_trials - done))]
             self._round(trials, spec, X, y, folds, progress, t0)
             done += len(trials)
+            self.rounds_.append((time.perf_counter() - t0, self.member_epochs_, self._best, done))
         self.train_seconds_ = time.perf_counter() - t0
         progress.close()
         self._collect()
