@@ -1,4 +1,5 @@
-"""The study's MNIST classifiers: the dense net and LeNet-5, and the dense net's grid search.
+"""The study's MNIST classifiers: the dense net and LeNet-5, trained once or searched
+(``experiments.classifier_search``: the study's grid, Optuna's TPE).
 
 Orchestration only: the configuration and nets come from ``glassnet.estimators``, the scores
 from ``glassnet.metrics``, the pictures from ``glassnet.plots``, loading from ``glassnet.runs``.
@@ -6,20 +7,19 @@ from ``glassnet.metrics``, the pictures from ``glassnet.plots``, loading from ``
 
 from __future__ import annotations
 
-import itertools
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from skorch.history import History
 
 from glassnet.checkpoints import resume_fit
 from glassnet.data.images import ImageData, load_images
 from glassnet.errors import DivergedError, UserError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
+from glassnet.experiments.classifier_search import grid_search, tpe_search
 from glassnet.metrics import classification_scores
 from glassnet.preprocessing import to_inputs
 from glassnet.progress import Progress
@@ -115,9 +115,9 @@ def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Prog
     Checkpoints go to ``run``; ``state`` is the checkpoint to continue from (or None)."""
     try:
         if cfg.search == "grid":
-            return _grid(cfg, n_classes, train, valid, progress, run, state)
+            return grid_search(cfg, n_classes, train, valid, progress, run, state)
         if cfg.search == "tpe":
-            return _tpe(cfg, n_classes, train, valid, progress, run, state is not None)
+            return tpe_search(cfg, n_classes, train, valid, progress, run, state is not None)
 
         def save(net_state: dict[str, Any]) -> None:
             run.checkpoint({"net": net_state})
@@ -170,143 +170,3 @@ def _saved_config(cfg: ClassificationConfig, data: ImageData) -> dict[str, Any]:
         "input_mean": mean,
         "input_std": std,
     }
-
-
-def _grid(cfg, n_classes, train, valid, progress, run, state):
-    """Grid over (lr, dropout) x epoch budgets; each pair trains once, budgets are read off it.
-
-    Resumable per pair: finished pairs are recorded in the checkpoint and not trained again,
-    and the pair in progress continues from its last epoch.
-    """
-    budgets = tuple(sorted(set(cfg.grid_epochs)))
-    pairs = list(itertools.product(cfg.grid_lr, cfg.grid_dropout))
-    done = {"pair": 0, "rows": [], "best": None}  # what the checkpoint records of the grid
-    if state is not None:
-        done = state["grid"]
-    progress.start(len(pairs) * budgets[-1], f"grid search ({len(pairs)} runs)")
-    progress.advance(done["pair"] * budgets[-1])
-    for i in range(done["pair"], len(pairs)):
-        lr, dropout = pairs[i]
-        sub = replace(cfg, lr=lr, dropout=dropout, epochs=budgets[-1])
-
-        def save(net_state: dict[str, Any], grid: dict[str, Any] = done) -> None:
-            run.checkpoint({"net": net_state, "grid": grid})  # grid: the pairs before this
-
-        logs = run.file(f"tensorboard/lr={lr:g},dropout={dropout:g}")
-        net = make_classifier(sub, n_classes, len(train[1]), valid, progress, budgets, save, logs)
-        if state is not None and state.get("net") is not None and i == done["pair"]:
-            progress.advance(len(state["net"]["history"]))
-            resume_fit(net, *train, state["net"])
-        else:
-            net.fit(*train)
-        snaps = dict(net.callbacks_)["best"].snapshots_
-        for e in budgets:
-            s = snaps[e]
-            row = {"lr": lr, "dropout": dropout, "epochs": e, "valid_acc": s["valid_acc"],
-                   "valid_loss": s["valid_loss"], "best_epoch": s["epoch"]}  # fmt: skip
-            done["rows"].append(row)
-            key = [s["valid_acc"], -s["valid_loss"], -e]  # ties: fewer epochs
-            if done["best"] is None or key > done["best"]["key"]:
-                history = [dict(r) for r in net.history]
-                params = {"lr": lr, "dropout": dropout, "epochs": e}
-                done["best"] = {"key": key, "params": params, "snap": s, "history": history}
-        done = {**done, "pair": i + 1}
-        run.checkpoint({"net": None, "grid": done})
-    best = done["best"]
-    ranked = sorted(done["rows"], key=lambda r: (-r["valid_acc"], r["valid_loss"]))
-    for i, r in enumerate(ranked, 1):
-        r["rank"] = i
-    return _best_net(cfg, n_classes, len(train[1]), valid, best), best["params"], ranked
-
-
-def _best_net(cfg, n_classes: int, n_train: int, valid, best: dict[str, Any]):
-    """The grid's winner rebuilt from what the checkpoint keeps of it: its chosen weights,
-    its history (for the curves) and its best epoch."""
-    sub = replace(cfg, **best["params"])
-    net = make_classifier(sub, n_classes, n_train, valid).initialize()
-    snap = best["snap"]
-    net.module_.load_state_dict(snap["state"])
-    net.history = History(best["history"])
-    cb = dict(net.callbacks_)["best"]
-    cb.best_key_, cb.best_epoch_ = (snap["valid_acc"], -snap["valid_loss"]), snap["epoch"]
-    return net
-
-
-def _tpe_space(cfg: ClassificationConfig) -> dict[str, tuple]:
-    """--search tpe: Adam's peak rate and dropout around the preset's, the batch size, and the
-    epochs (up to the preset's; the cosine schedule spans whatever a trial is given)."""
-    return {
-        "lr": ("float", cfg.lr / 10, min(cfg.lr * 3, 0.1), True),
-        "dropout": ("float", 0.0, 0.5, False),
-        "batch_size": ("categorical", (64, 128, 256)),
-        "epochs": ("int", max(1, cfg.epochs // 4), cfg.epochs, False),
-    }
-
-
-def _tpe(cfg, n_classes, train, valid, progress, run, resumed: bool):
-    """Optuna proposes (lr, dropout, batch size, epochs); each trial trains one net, reports
-    its validation accuracy every epoch, and the pruner stops the hopeless. The study (the
-    run's optuna.db unless --storage) is the record: a resumed run keeps its finished trials.
-    The best trial's net is kept in memory; one trained elsewhere (another worker, an earlier
-    process, --n-trials 0) is trained again from its parameters."""
-    import optuna
-
-    from glassnet.search.studies import (
-        ReportToTrial,
-        make_pruner,
-        open_study,
-        optuna_space,
-        stale_trials_failed,
-    )
-
-    space = _tpe_space(cfg)
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4)
-    pruner = make_pruner(cfg.pruner, 1, cfg.epochs, 4)
-    storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
-    name = cfg.study_name or f"glassnet-classify-{cfg.model}"
-    study = open_study(storage, name, "maximize", space, sampler, pruner)
-    n_trials = cfg.n_trials
-    if resumed and cfg.storage is None:  # our own study: its finished trials are this run's
-        stale_trials_failed(study)
-        n_trials -= sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
-    dists, nets, pruned = optuna_space(space), {}, 0
-    progress.start(max(n_trials, 0), f"TPE search: {cfg.n_trials} trials")
-    for _ in range(max(n_trials, 0)):
-        trial = study.ask(dists)
-        sub = replace(cfg, **trial.params)
-        report = (("optuna", ReportToTrial(trial)),)
-        net = make_classifier(sub, n_classes, len(train[1]), valid, None, (), None,
-                              run.file(f"tensorboard/trial-{trial.number}"), report)  # fmt: skip
-        try:
-            net.fit(*train)
-        except optuna.TrialPruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            pruned += 1
-        else:
-            best = float(dict(net.callbacks_)["best"].best_key_[0])
-            study.tell(trial, best)
-            nets[trial.number] = net
-        progress.advance()
-        progress.note(f"best val acc {_best_value(study):.4f}, {pruned} pruned")
-    progress.close()
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if not done:
-        raise UserError(f"the study {name!r} has no finished trial; run some with --n-trials")
-    best = max(done, key=lambda t: (t.value, -t.number))
-    params = {**best.params}
-    net = nets.get(best.number)
-    if net is None:  # trained by another process: train it again here
-        net = make_classifier(replace(cfg, **params), n_classes, len(train[1]), valid, progress)
-        progress.start(params["epochs"], f"training trial {best.number}'s settings")
-        net.fit(*train)
-        progress.close()
-    rows = [{"trial": t.number, "state": t.state.name.lower(), **t.params,
-             "valid_acc": t.value if t.state.name == "COMPLETE" else None,
-             "epochs_run": max(t.intermediate_values, default=0)} for t in study.trials
-            if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
-    return net, params, rows
-
-
-def _best_value(study) -> float:
-    done = [t.value for t in study.trials if t.state.name == "COMPLETE"]
-    return max(done) if done else float("nan")

@@ -7,8 +7,9 @@ resource: every trial trains up to ``max_epochs``, reports its mean fold-validat
 ``check_every`` epochs, and keeps its best epoch's score (and that epoch count), rather than
 sampling the epoch count as the study did.
 
-A round: ask ``batch`` trials, train their (trial x fold) members together, report at every
-check, prune, tell the trials as they end. The same engine, folds, initial weights and batches
+A round: ask ``batch`` trials, train their (trial x fold) members together, read the fold
+scores every ``check_every`` epochs, report the best so far to the pruner every ``min_epochs``
+epochs (its rungs), tell the trials as they end. The same engine, folds, initial weights and batches
 as ``PopulationSearchCV``: a trial's fold scores are those of training it alone.
 """
 
@@ -153,7 +154,7 @@ class TPESearchCV(BaseEstimator):
         gen = spec.shuffle_generator()
         drop_gen = torch.Generator(device=dev)
         drop_gen.manual_seed(spec.seed or 0)
-        best = {c: (math.inf, 0) for c in range(len(trials))}  # (best mean fold MSE, epoch)
+        best = {c: (math.inf, 0, []) for c in range(len(trials))}  # (mean fold MSE, epoch, folds)
         full_batch = spec.batch_size >= max(sizes)
         batches, epoch = None, 0
         while pop.ids:
@@ -177,20 +178,27 @@ class TPESearchCV(BaseEstimator):
             if epoch % self.check_every == 0 or epoch == self.max_epochs:
                 ids = torch.tensor(pop.ids, dtype=torch.long, device=dev)
                 val = pop.losses(Xv[ids], yv[ids], wv[ids]).tolist()  # (member,) fold MSE
+                # The pruner hears every min_epochs epochs (its rungs): each report is a
+                # database write, and the best epoch is tracked here every check anyway.
+                tell_pruner = epoch % self.min_epochs == 0
                 for c, rows in rows_of.items():
                     if c in ended:
                         continue
                     mse = float(np.mean([val[r] for r in rows]))
                     mse = mse if math.isfinite(mse) else math.inf
                     if mse < best[c][0]:
-                        best[c] = (mse, epoch)
-                        trials[c].set_user_attr("fold_mse", [val[r] for r in rows])
+                        best[c] = (mse, epoch, [val[r] for r in rows])
                         self._improved(mse, t0)
-                    trials[c].report(mse, epoch)
                     if epoch >= self.max_epochs:
+                        trials[c].report(best[c][0], epoch)
                         ended[c] = optuna.trial.TrialState.COMPLETE
-                    elif not math.isfinite(mse) or trials[c].should_prune():
+                    elif not math.isfinite(mse):
+                        trials[c].report(math.inf, epoch)
                         ended[c] = optuna.trial.TrialState.PRUNED
+                    elif tell_pruner:
+                        trials[c].report(best[c][0], epoch)  # what the trial is worth so far
+                        if trials[c].should_prune():
+                            ended[c] = optuna.trial.TrialState.PRUNED
             for c, state in ended.items():
                 self._tell(trials[c], state, best[c], epoch)
                 progress.advance()
@@ -207,9 +215,10 @@ class TPESearchCV(BaseEstimator):
         if mse < self._best:
             self.trace_.append((time.perf_counter() - t0, self.member_epochs_, mse))
 
-    def _tell(self, trial, state, best: tuple[float, int], epoch: int) -> None:
+    def _tell(self, trial, state, best: tuple[float, int, list], epoch: int) -> None:
         trial.set_user_attr("best_epoch", best[1])
         trial.set_user_attr("epochs_trained", epoch)
+        trial.set_user_attr("fold_mse", best[2])
         if state.name == "COMPLETE":
             self.study_.tell(trial, best[0])
         else:
