@@ -156,7 +156,11 @@ def run_seed(seed: int, data, peak: float) -> tuple[list[dict], dict]:
     rows.append(seq)
     t = time.perf_counter()
     pop = PopulationSearchCV(
-        make_regressor(cfg), space, n_iter=20, cv=folds, random_state=seed,
+        make_regressor(cfg),
+        space,
+        n_iter=20,
+        cv=folds,
+        random_state=seed,
         scoring="neg_mean_squared_error",
     ).fit(X, y)
     pop_sec = time.perf_counter() - t

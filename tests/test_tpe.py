@@ -260,3 +260,35 @@ def test_classify_tpe_prunes_by_validation_accuracy(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)["metrics"]
     assert again["best_params"] == m["best_params"]
     assert again["val_accuracy"] == pytest.approx(m["val_accuracy"])
+
+
+def test_interrupted_tpe_run_resumes_from_its_study(small_csvs, tmp_path, monkeypatch):
+    """The study is the record: finished trials are kept, not trained again."""
+    import glassnet.search.tpe as tpe
+    from glassnet.experiments.regression import run_regression
+
+    tr, te = small_csvs
+    cfg = _cfg(train=str(tr), test=str(te), search="tpe", max_epochs=40, n_trials=6,
+               trial_batch=3)  # fmt: skip
+    real_round, rounds = tpe.TPESearchCV._round, []
+
+    def counted(self, trials, *a, **k):
+        rounds.append(len(trials))
+        if len(rounds) == 2 and interrupt:
+            raise KeyboardInterrupt  # Ctrl-C with the second batch asked, none finished
+        return real_round(self, trials, *a, **k)
+
+    monkeypatch.setattr(tpe.TPESearchCV, "_round", counted)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        run_regression(cfg, out=tmp_path / "r")
+    assert (tmp_path / ".r.partial" / "optuna.db").exists()
+    interrupt, rounds[:] = False, []
+    res = run_regression(cfg, out=tmp_path / "r", resume=True)
+    assert rounds == [3]  # only the 3 trials still missing
+    study = optuna.load_study(study_name="glassnet-regression",
+                              storage=f"sqlite:///{tmp_path / 'r' / 'optuna.db'}")  # fmt: skip
+    states = [t.state.name for t in study.trials]
+    assert states.count("FAIL") == 3  # the interrupted batch, marked so
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 6
+    assert res.metrics.n_candidates == 6

@@ -68,7 +68,8 @@ def run_classification(
         run.json("config.json", config)  # first: the partial folder can be resumed from here
         x_tr, x_val, y_tr, y_val = _split(data, cfg)
         train, valid = (x_tr, y_tr), (x_val, y_val)
-        net, best, grid_rows = _fit(cfg, len(data.classes), train, valid, progress, run, state)
+        fitted = _fit(cfg, len(data.classes), train, valid, progress, run, state, resume)
+        net, best, grid_rows = fitted
         t_train = time.perf_counter() - t0
         # The test set is used here, once, with the weights chosen on the validation split.
         pred = net.predict_proba(to_inputs(data.x_test, *data.input_scale())).argmax(1)
@@ -110,14 +111,15 @@ def _split(data: ImageData, cfg: ClassificationConfig):
     return train_test_split(x, y, test_size=cfg.val_fraction, stratify=y, random_state=cfg.seed)
 
 
-def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Progress, run, state):
+def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Progress, run, state,
+         resume: bool):  # fmt: skip
     """The fitted net, the parameters it was chosen with, and the grid's rows (if any).
     Checkpoints go to ``run``; ``state`` is the checkpoint to continue from (or None)."""
     try:
         if cfg.search == "grid":
             return grid_search(cfg, n_classes, train, valid, progress, run, state)
         if cfg.search == "tpe":
-            return tpe_search(cfg, n_classes, train, valid, progress, run, state is not None)
+            return tpe_search(cfg, n_classes, train, valid, progress, run, resume)
 
         def save(net_state: dict[str, Any]) -> None:
             run.checkpoint({"net": net_state})
