@@ -127,3 +127,49 @@ def test_report_in_headless_chromium(runs, tmp_path):
     assert widths and all(w > 0 for w in widths)
     assert len(sections) == 2 and "LeNet-5" in sections[1]
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_reproduce_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in LeNet-5's second epoch: resume reads the finished experiments back, continues
+    LeNet-5 from its checkpoint, and writes the report."""
+    import glassnet.checkpoints as ckpt
+    from glassnet.models import LeNet5
+
+    real = study.study_configs
+
+    def tiny(data_dir, quick, seed=0, device="auto"):
+        reg, mlp, lenet = real(data_dir, True, seed, "cpu")
+        return (
+            replace(reg, n_iter=2, epoch_choices=(20,), hidden=(16,), max_epochs=40),
+            replace(mlp, grid_epochs=(1,), max_train=300, hidden=(16,)),
+            replace(lenet, epochs=2, max_train=300),
+        )
+
+    calls, stop = [], [True]
+    for name in ("run_regression", "run_classification"):
+        fn = getattr(study, name)
+
+        def counted(cfg, out, progress, resume=False, _fn=fn):
+            calls.append((getattr(cfg, "model", "regression"), resume))
+            return _fn(cfg, out, progress, resume=resume)
+
+        monkeypatch.setattr(study, name, counted)
+    real_end = ckpt.Checkpointer.on_epoch_end
+
+    def interrupt(self, net, **kw):
+        real_end(self, net, **kw)
+        if stop[0] and isinstance(net.module_, LeNet5) and len(net.history) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.Checkpointer, "on_epoch_end", interrupt)
+    monkeypatch.setattr(study, "study_configs", tiny)
+    monkeypatch.delenv("GLASSNET_DATA", raising=False)
+    out = tmp_path / "study"
+    assert main(["reproduce", "--quick", "--quiet", "--out", str(out)]) == 130
+    assert f"glassnet resume {out}" in capsys.readouterr().err
+    stop[0], calls[:] = False, []
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert calls == [("lenet5", True)]  # the three finished experiments are read back
+    assert "(study: 99.12%)" in capsys.readouterr().out
+    assert (out / "report.html").exists() and (out / "lenet5" / "metrics.json").exists()

@@ -178,27 +178,7 @@ class TPESearchCV(BaseEstimator):
             if epoch % self.check_every == 0 or epoch == self.max_epochs:
                 ids = torch.tensor(pop.ids, dtype=torch.long, device=dev)
                 val = pop.losses(Xv[ids], yv[ids], wv[ids]).tolist()  # (member,) fold MSE
-                # The pruner hears every min_epochs epochs (its rungs): each report is a
-                # database write, and the best epoch is tracked here every check anyway.
-                tell_pruner = epoch % self.min_epochs == 0
-                for c, rows in rows_of.items():
-                    if c in ended:
-                        continue
-                    mse = float(np.mean([val[r] for r in rows]))
-                    mse = mse if math.isfinite(mse) else math.inf
-                    if mse < best[c][0]:
-                        best[c] = (mse, epoch, [val[r] for r in rows])
-                        self._improved(mse, t0)
-                    if epoch >= self.max_epochs:
-                        trials[c].report(best[c][0], epoch)
-                        ended[c] = optuna.trial.TrialState.COMPLETE
-                    elif not math.isfinite(mse):
-                        trials[c].report(math.inf, epoch)
-                        ended[c] = optuna.trial.TrialState.PRUNED
-                    elif tell_pruner:
-                        trials[c].report(best[c][0], epoch)  # what the trial is worth so far
-                        if trials[c].should_prune():
-                            ended[c] = optuna.trial.TrialState.PRUNED
+                self._check(trials, rows_of, val, best, epoch, ended, t0)
             for c, state in ended.items():
                 self._tell(trials[c], state, best[c], epoch)
                 progress.advance()
@@ -206,6 +186,32 @@ class TPESearchCV(BaseEstimator):
             if ended:
                 pop.keep([r for r, m in enumerate(pop.ids) if members[m][0] not in ended])
                 batches = None
+
+    def _check(self, trials, rows_of, val, best, epoch: int, ended: dict, t0: float) -> None:
+        """Read each live trial's mean fold MSE: keep its best epoch; end it at the epoch cap,
+        when it diverged, or when the pruner says so. The pruner hears every min_epochs epochs
+        (its rungs): each report is a database write, and the best epoch is tracked here."""
+        import optuna
+
+        tell_pruner = epoch % self.min_epochs == 0
+        for c, rows in rows_of.items():
+            if c in ended:
+                continue
+            mse = float(np.mean([val[r] for r in rows]))
+            mse = mse if math.isfinite(mse) else math.inf
+            if mse < best[c][0]:
+                best[c] = (mse, epoch, [val[r] for r in rows])
+                self._improved(mse, t0)
+            if epoch >= self.max_epochs:
+                trials[c].report(best[c][0], epoch)
+                ended[c] = optuna.trial.TrialState.COMPLETE
+            elif not math.isfinite(mse):
+                trials[c].report(math.inf, epoch)
+                ended[c] = optuna.trial.TrialState.PRUNED
+            elif tell_pruner:
+                trials[c].report(best[c][0], epoch)  # what the trial is worth so far
+                if trials[c].should_prune():
+                    ended[c] = optuna.trial.TrialState.PRUNED
 
     @property
     def _best(self) -> float:
