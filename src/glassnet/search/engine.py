@@ -26,7 +26,13 @@ from glassnet.errors import DivergedError
 from glassnet.models import MLP
 from glassnet.progress import Progress
 
-__all__ = ["Population", "epoch_batches", "train_population", "member_predictor"]
+__all__ = [
+    "Population",
+    "epoch_batches",
+    "member_predictor",
+    "train_population",
+    "validation_batch",
+]
 
 
 def _linear(a: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -280,6 +286,19 @@ def epoch_batches(
             active = (count > 0).to(torch.float32)[:, None, None]
         out.append((Xt[idx], yt[idx], w, active, count))
     return out
+
+
+def validation_batch(
+    members: Sequence[tuple[int, int]], folds: Sequence, Xt: torch.Tensor, yt: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every (candidate, fold) member's validation rows as one padded batch: X (member, rows,
+    in), y (member, rows, out), weights (member, rows, 1) of 1/rows, 0 on padding."""
+    val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
+    n_val = max(len(v) for v in val_idx)
+    sizes = [len(v) for v in val_idx]
+    ids = list(range(len(members)))
+    Xv, yv, wv, _, _ = epoch_batches(ids, sizes, val_idx, n_val, n_val, False, None, Xt, yt)[0]
+    return Xv, yv, wv
 
 
 def member_predictor(pop: Population, row: int) -> Callable[[Any], np.ndarray]:

@@ -33,7 +33,7 @@ from glassnet.models import MLP, RegressionEnsemble
 from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
-from glassnet.search.engine import Population, epoch_batches
+from glassnet.search.engine import Population, epoch_batches, validation_batch
 
 __all__ = ["EnsembleSearchCV"]
 
@@ -173,7 +173,8 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
         sizes = [len(t) for t in train_idx]
-        Xv, yv, wv = _validation_batch(members, folds, Xt, yt, factor)
+        Xv, yv, wv = validation_batch(members, folds, Xt, yt)
+        Xv = Xv * factor  # (member, rows, in): each member's input scale
         gen = torch.Generator()
         gen.manual_seed(self.random_state + 1)
         st = _search_state(n_cand, n_folds)
@@ -291,16 +292,6 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         self.ensemble_ = RegressionEnsemble(
             members, self.x_mean_, self.x_scale_, self.y_mean_, self.y_scale_
         ).eval()
-
-
-def _validation_batch(members, folds, Xt, yt, factor) -> tuple[torch.Tensor, ...]:
-    """Every member's validation rows as one padded, weighted batch (weights 1/rows, 0 pad)."""
-    val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
-    n_val = max(len(v) for v in val_idx)
-    sizes_val = [len(v) for v in val_idx]
-    ids = list(range(len(members)))
-    Xv, yv, wv, _, _ = epoch_batches(ids, sizes_val, val_idx, n_val, n_val, False, None, Xt, yt)[0]
-    return Xv * factor, yv, wv  # (member, rows, in): each member's input scale
 
 
 def _search_state(n_cand: int, n_folds: int) -> dict[str, Any]:

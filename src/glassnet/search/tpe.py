@@ -27,7 +27,7 @@ from sklearn.model_selection import check_cv
 
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
-from glassnet.search.engine import Population, epoch_batches
+from glassnet.search.engine import Population, epoch_batches, validation_batch
 from glassnet.search.studies import make_pruner, open_study, optuna_space
 
 __all__ = ["TPESearchCV", "REGRESSION_SPACE"]
@@ -150,7 +150,7 @@ class TPESearchCV(BaseEstimator):
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
         sizes = [len(t) for t in train_idx]
-        Xv, yv, wv = _validation(members, folds, Xt, yt)
+        Xv, yv, wv = validation_batch(members, folds, Xt, yt)
         gen = spec.shuffle_generator()
         drop_gen = torch.Generator(device=dev)
         drop_gen.manual_seed(spec.seed or 0)
@@ -266,13 +266,3 @@ class TPESearchCV(BaseEstimator):
             "best_epoch": np.array([t.user_attrs.get("best_epoch", 0) for t in done]),
             "epochs_trained": np.array([t.user_attrs.get("epochs_trained", 0) for t in done]),
         }
-
-
-def _validation(members, folds, Xt, yt):
-    """Every member's validation rows as one padded, weighted batch."""
-    val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
-    n_val = max(len(v) for v in val_idx)
-    sizes = [len(v) for v in val_idx]
-    ids = list(range(len(members)))
-    Xv, yv, wv, _, _ = epoch_batches(ids, sizes, val_idx, n_val, n_val, False, None, Xt, yt)[0]
-    return Xv, yv, wv
