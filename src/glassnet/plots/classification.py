@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from glassnet.plots.style import styled, subplots
 
@@ -29,6 +30,7 @@ def plot_training_curves(
         if best_epoch:
             ax.axvline(best_epoch, color="gray", ls="--", lw=1, label=f"best epoch ({best_epoch})")
         ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.25 on short runs
         ax.grid(alpha=0.3)
         ax.legend()
     axes[0].set_title("Loss per epoch")
