@@ -42,7 +42,7 @@ from glassnet.progress import Progress  # noqa: E402
 from glassnet.search.adapter import refit_best  # noqa: E402
 from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
-from glassnet.search.tpe import TPESearchCV  # noqa: E402
+from glassnet.search.tpe import TPESearchCV, best_trial, trial_mse, trial_params  # noqa: E402
 
 BUDGETS = (12, 24, 36)
 
@@ -95,7 +95,7 @@ def _tpe_rows(cfg, folds, X, y, data, target, flops_per_row_epoch):
         rows = []
         for budget in BUDGETS:
             seconds, member_epochs, best, _ = next(r for r in s.rounds_ if r[3] >= budget)
-            params = _best_params(trials[:budget])
+            params = trial_params(best_trial(trials[:budget]))
             t1 = time.perf_counter()
             net = refit_best(make_regressor(cfg), params, X, y, Progress())
             refit = time.perf_counter() - t1
@@ -111,26 +111,12 @@ def _tpe_rows(cfg, folds, X, y, data, target, flops_per_row_epoch):
         hit = next(((sec, me) for sec, me, mse in s.trace_ if mse <= target), None)
         reach = None
         if hit is not None:  # the trial that got there, refit, so the user has a model
-            first = next(t for t in trials if _value(t) <= target)
+            first = next(t for t in trials if trial_mse(t) <= target)
             t1 = time.perf_counter()
-            refit_best(make_regressor(cfg), _params(first), X, y, Progress())
+            refit_best(make_regressor(cfg), trial_params(first), X, y, Progress())
             reach = {"seconds": hit[0] + time.perf_counter() - t1, "member_epochs": hit[1]}
         rate = s.member_epochs_ * flops_per_row_epoch / total / 1e9
         return rows, reach, {"tpe_gflops": rate, "tpe_pruned": s.n_pruned_, "tpe_seconds": total}
-
-
-def _value(t) -> float:
-    v = t.value if t.state.name == "COMPLETE" else t.user_attrs.get("best_value")
-    return np.inf if v is None or not np.isfinite(v) else float(v)
-
-
-def _params(t) -> dict:
-    return {**t.params, "max_epochs": int(t.user_attrs["best_epoch"])}
-
-
-def _best_params(trials) -> dict:
-    done = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    return _params(min(done, key=lambda t: (_value(t), t.number)))
 
 
 def run_seed(seed: int, data, peak: float) -> tuple[list[dict], dict]:

@@ -100,6 +100,16 @@ def _show(args: argparse.Namespace, text: str, metrics: Any, run_dir: Path) -> N
         print(text)
 
 
+def _log(args: argparse.Namespace):
+    """Where ``reproduce`` says which experiment it is on: stderr, unless --quiet."""
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    return log
+
+
 def _progress(args: argparse.Namespace):
     from glassnet.progress import BarProgress, Progress
 
@@ -119,18 +129,17 @@ def _regression(args: argparse.Namespace) -> int:
             given[f.name] = tuple(value) if isinstance(value, list) else value
     out = _out(args, "regression")
     result = run_regression(RegressionConfig(**given), out=out, progress=_progress(args))
-    _show_regression(args, result)
+    _show_run(args, result)
     return 0
 
 
-def _show_regression(args: argparse.Namespace, result: Any) -> None:
-    m = result.metrics
-    _show(args, regression_summary(m, result.run_dir), m.to_json(), result.run_dir)
+def _show_run(args: argparse.Namespace, result: Any) -> None:
+    """A regression or classification run's summary (``_show``)."""
+    from glassnet.results import RegressionMetrics
 
-
-def _show_classify(args: argparse.Namespace, result: Any) -> None:
     m = result.metrics
-    _show(args, classify_summary(m, result.run_dir), m.to_json(), result.run_dir)
+    summary = regression_summary if isinstance(m, RegressionMetrics) else classify_summary
+    _show(args, summary(m, result.run_dir), m.to_json(), result.run_dir)
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -168,7 +177,7 @@ def _classify(args: argparse.Namespace) -> int:
         device=args.device,
     )
     result = run_classification(cfg, out=_out(args, cfg.model), progress=_progress(args))
-    _show_classify(args, result)
+    _show_run(args, result)
     return 0
 
 
@@ -184,12 +193,9 @@ def _report(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace) -> int:
     from glassnet.experiments.study import reproduce
 
-    def log(line: str) -> None:
-        if not args.quiet:
-            print(line, file=sys.stderr, flush=True)
-
     out = _out(args, "reproduce")
-    res = reproduce(args.data_dir, args.quick, out, args.seed, args.device, _progress(args), log)
+    res = reproduce(args.data_dir, args.quick, out, args.seed, args.device, _progress(args),
+                    _log(args))  # fmt: skip
     _show_reproduce(args, res)
     return 0
 
@@ -268,12 +274,12 @@ def _rerun(args: argparse.Namespace) -> int:
         from glassnet.experiments.classification import run_classification
 
         out = _out(args, cfg.model)
-        _show_classify(args, run_classification(cfg, out=out, progress=_progress(args)))
+        _show_run(args, run_classification(cfg, out=out, progress=_progress(args)))
     else:
         from glassnet.experiments.regression import run_regression
 
         out = _out(args, "regression")
-        _show_regression(args, run_regression(cfg, out=out, progress=_progress(args)))
+        _show_run(args, run_regression(cfg, out=out, progress=_progress(args)))
     return 0
 
 
@@ -296,22 +302,18 @@ def _resume(args: argparse.Namespace) -> int:
         from glassnet.experiments.classification import run_classification
 
         cfg = config_from_run(partial)
-        _show_classify(args, run_classification(cfg, final, progress, resume=True))
+        _show_run(args, run_classification(cfg, final, progress, resume=True))
     elif kind == "regression":
         from glassnet.experiments.regression import run_regression
 
         cfg = config_from_run(partial)
-        _show_regression(args, run_regression(cfg, final, progress, resume=True))
+        _show_run(args, run_regression(cfg, final, progress, resume=True))
     elif kind == "reproduce":
         from glassnet.experiments.study import reproduce
 
-        def log(line: str) -> None:
-            if not args.quiet:
-                print(line, file=sys.stderr, flush=True)
-
         s = saved
-        res = reproduce(s["data_dir"], s["quick"], final, s["seed"], s["device"], progress, log,
-                        resume=True)  # fmt: skip
+        res = reproduce(s["data_dir"], s["quick"], final, s["seed"], s["device"], progress,
+                        _log(args), resume=True)  # fmt: skip
         _show_reproduce(args, res)
     else:
         raise UserError(f"{partial / 'config.json'}: not a glassnet run configuration")

@@ -101,7 +101,7 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
         make_pruner,
         open_study,
         optuna_space,
-        stale_trials_failed,
+        trials_left,
     )
 
     space = _tpe_space(cfg)
@@ -112,11 +112,10 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     study = open_study(storage, name, "maximize", space, sampler, pruner)
     n_trials = cfg.n_trials
     if resumed and cfg.storage is None:  # our own study: its finished trials are this run's
-        stale_trials_failed(study)
-        n_trials -= sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+        n_trials = trials_left(study, n_trials)
     dists, nets, pruned = optuna_space(space), {}, 0
-    progress.start(max(n_trials, 0), f"TPE search: {cfg.n_trials} trials")
-    for _ in range(max(n_trials, 0)):
+    progress.start(n_trials, f"TPE search: {cfg.n_trials} trials")
+    for _ in range(n_trials):
         trial = study.ask(dists)
         sub = replace(cfg, **trial.params)
         report = (("optuna", ReportToTrial(trial)),)

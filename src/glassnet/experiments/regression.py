@@ -111,9 +111,10 @@ def run_regression(
         kind = "generated" if data.generated else "files"
         summary = DataSummary(data.source, kind, len(data.x_train), len(data.x_test))
         metrics = RegressionMetrics(search=cfg.search, data=summary, **fit.metrics, **scores)
-        run.json("history.json", _history(fit))
+        history = _history(fit)
+        run.json("history.json", history)
         lr = next((v for k, v in fit.metrics["best_params"].items() if k.endswith("lr")), None)
-        write_curves(run.file("tensorboard"), _history(fit), lr, fit.model)
+        write_curves(run.file("tensorboard"), history, lr, fit.model)
         run.csv("cv_results.csv", fit.cv_rows)
         run.weights(fit.model)
         gp_grid = gp.predict(grid)[:2]
@@ -168,13 +169,11 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
     if resume and cfg.storage is None:  # our own study: its trials are this run's
         import optuna
 
-        from glassnet.search.studies import stale_trials_failed
+        from glassnet.search.studies import storage_from_url, trials_left
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=cfg.study_name, storage=storage)
-        stale_trials_failed(study)  # the interrupted round's trials: to be run again
-        finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
-        search.set_params(n_trials=max(0, cfg.n_trials - finished))
+        study = optuna.load_study(study_name=cfg.study_name, storage=storage_from_url(storage))
+        search.set_params(n_trials=trials_left(study, cfg.n_trials))
     search.fit(X, y)
     rows = cv_rows(search.cv_results_)
     metrics = {
@@ -189,13 +188,8 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
         "study": {"storage": cfg.storage or "optuna.db", "name": cfg.study_name},
     }
     net = search.best_estimator_
-    splitter = cfg.shuffled_folds()
-    folds = [tr for tr, _ in splitter.split(X)]
-    members = fold_models(make_regressor(cfg), search.best_params_, X, y, folds, progress)
-    members = [m for m in members if m is not None]
-    curves = {"train loss (MSE)": list(net.history[:, "train_loss"])}
-    module = net.module_.cpu().eval()
-    return _Fit(module, members or None, "CV fold models", metrics, curves, cv_rows=rows)
+    best = search.best_params_
+    return _with_fold_band(cfg, net, best, X, y, search.cv, metrics, rows, progress)
 
 
 def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
@@ -231,12 +225,18 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
         metrics.update(summary, cv_mse=-float(search.best_score_))
         metrics["failed"] = [r["params"] for r in table if r["mean_cv_mse"] is None]
     metrics.update(best_params=best, epochs_run=len(net.history))
+    return _with_fold_band(cfg, net, best, X, y, splitter, metrics, table, progress)
+
+
+def _with_fold_band(cfg, net, best, X, y, splitter, metrics, rows, progress) -> _Fit:
+    """A refit net as the model, and ``best`` trained on the training rows of each of the
+    search's own folds (``splitter``) for the band; the learning curve is the refit's."""
     folds = [tr for tr, _ in splitter.split(X)]
     members = fold_models(make_regressor(cfg), best, X, y, folds, progress)
     members = [m for m in members if m is not None]
     module = net.module_.cpu().eval()
     curves = {"train loss (MSE)": list(net.history[:, "train_loss"])}
-    return _Fit(module, members or None, "CV fold models", metrics, curves, cv_rows=table)
+    return _Fit(module, members or None, "CV fold models", metrics, curves, cv_rows=rows)
 
 
 def _history(fit: _Fit) -> list[dict[str, Any]]:

@@ -23,8 +23,8 @@ __all__ = [
     "make_pruner",
     "open_study",
     "optuna_space",
-    "stale_trials_failed",
     "storage_from_url",
+    "trials_left",
 ]
 
 PRUNERS = ("halving", "hyperband", "median", "none")
@@ -143,15 +143,18 @@ def _reason(e: Exception) -> str:
     return text.split(" (Background on this error")[0][:200]
 
 
-def stale_trials_failed(study: Any) -> int:
-    """Mark the study's RUNNING trials as failed (their process is gone); return how many.
-    Only for a study no other process uses: a resumed run's own storage."""
+def trials_left(study: Any, n_trials: int) -> int:
+    """For a resumed run's own study (one no other process uses): mark the trials the dead
+    process left RUNNING as failed, and return how many of ``n_trials`` are still to run."""
     import optuna
 
-    stale = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
-    for t in stale:
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    return len(stale)
+    finished = study.get_trials(
+        deepcopy=False,
+        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+    )
+    return max(0, n_trials - len(finished))
 
 
 class ReportToTrial(Callback):

@@ -30,7 +30,7 @@ from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.engine import Population, epoch_batches, validation_batch
 from glassnet.search.studies import make_pruner, open_study, optuna_space
 
-__all__ = ["TPESearchCV", "REGRESSION_SPACE"]
+__all__ = ["TPESearchCV", "REGRESSION_SPACE", "best_trial", "trial_mse", "trial_params"]
 
 # The study's ranges (search/spaces.py), in Optuna's terms: (kind, low, high, log).
 REGRESSION_SPACE: dict[str, tuple] = {
@@ -239,18 +239,13 @@ class TPESearchCV(BaseEstimator):
                 if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
         if not done:
             raise ValueError("the study has no finished trial to refit; run some trials first")
-
-        def score(t) -> float:
-            v = t.value if t.state.name == "COMPLETE" else t.user_attrs.get("best_value")
-            return math.inf if v is None or not math.isfinite(v) else float(v)
-
-        best = min(done, key=lambda t: (score(t), t.number))
-        if not math.isfinite(score(best)):
+        best = best_trial(done)
+        if not math.isfinite(trial_mse(best)):
             raise FloatingPointError("every trial diverged; try smaller learning rates")
         self.best_trial_ = best
-        self.best_params_ = {**best.params, "max_epochs": int(best.user_attrs["best_epoch"])}
-        self.best_score_ = -score(best)
-        mse = np.array([score(t) for t in done])
+        self.best_params_ = trial_params(best)
+        self.best_score_ = -trial_mse(best)
+        mse = np.array([trial_mse(t) for t in done])
         mse[~np.isfinite(mse)] = np.nan  # diverged: NaN, as the other searches score failures
         folds = [t.user_attrs.get("fold_mse") or [np.nan] for t in done]
         order = np.argsort(np.where(np.isnan(mse), np.inf, mse), kind="stable")
@@ -266,3 +261,23 @@ class TPESearchCV(BaseEstimator):
             "best_epoch": np.array([t.user_attrs.get("best_epoch", 0) for t in done]),
             "epochs_trained": np.array([t.user_attrs.get("epochs_trained", 0) for t in done]),
         }
+
+
+def trial_mse(trial: Any) -> float:
+    """A finished trial's best mean fold MSE, complete or pruned (a pruned trial's best epoch
+    counts: epochs are the resource); inf when it diverged or did not finish."""
+    state = trial.state.name
+    v = trial.value if state == "COMPLETE" else trial.user_attrs.get("best_value")
+    if state not in ("COMPLETE", "PRUNED") or v is None or not math.isfinite(v):
+        return math.inf
+    return float(v)
+
+
+def best_trial(trials: Any) -> Any:
+    """The trial with the lowest ``trial_mse`` (ties: the earlier one)."""
+    return min(trials, key=lambda t: (trial_mse(t), t.number))
+
+
+def trial_params(trial: Any) -> dict[str, Any]:
+    """A trial's settings under skorch's names, with its best epoch as ``max_epochs``."""
+    return {**trial.params, "max_epochs": int(trial.user_attrs["best_epoch"])}
