@@ -5,8 +5,8 @@ A randomized search with 5 folds trains ~100 small nets one after another; for t
 members live in stacked weight tensors (member, fan_out, fan_in) and one epoch of every member is
 a handful of batched matmuls (``torch.bmm``). Gradients are written out by hand (the MLP is
 small and fixed), which avoids autograd's graph bookkeeping and lets every update happen in
-place. The update is exactly ``torch.optim.SGD``'s (momentum, dampening 0, weight decay added to
-the gradient), with a learning rate, momentum, weight decay, epoch count and dropout per member.
+place. The update is ``torch.optim``'s SGD with momentum, Adam or AdamW (``search.optimizers``),
+with a learning rate, momentum, weight decay, epoch count and dropout per member.
 
 This module knows tensors only; reading a skorch net's settings is ``search.adapter``'s job.
 """
@@ -25,6 +25,7 @@ from glassnet.activations import ACTIVATIONS
 from glassnet.errors import DivergedError
 from glassnet.models import MLP
 from glassnet.progress import Progress
+from glassnet.search.optimizers import make_optimizer
 
 __all__ = [
     "Population",
@@ -47,7 +48,11 @@ def _linear(a: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class Population:
-    """Stacked state of the members still training: weights, momentum buffers, settings."""
+    """Stacked state of the members still training: weights, optimizer state, settings.
+
+    ``optimizer``: ``sgd`` (momentum from each member's settings), ``adam`` or ``adamw``
+    (``betas`` shared); each member has its own learning rate and weight decay.
+    """
 
     def __init__(
         self,
@@ -56,6 +61,8 @@ class Population:
         device: torch.device,
         activation: str,
         layer_lr: Sequence[float] | None = None,
+        optimizer: str = "sgd",
+        betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
         m = len(settings)
         self.act = ACTIVATIONS[activation].forward_
@@ -87,24 +94,22 @@ class Population:
         if layer_lr is not None and len(layer_lr) != len(self.W):
             raise ValueError(f"layer_lr has {len(layer_lr)} entries for {len(self.W)} layers")
         self.layer_lr = None if layer_lr is None else [float(f) for f in layer_lr]
-        self.bufW = [torch.zeros_like(w) for w in self.W]
-        self.bufb = [torch.zeros_like(b) for b in self.b]
 
-        def col(key: str) -> torch.Tensor:
-            values = torch.tensor([s[key] for s in settings], dtype=torch.float32, device=device)
-            return values[:, None, None]  # (member, 1, 1)
+        def col(key: str, default: float) -> torch.Tensor:
+            values = [s.get(key, default) for s in settings]
+            return torch.tensor(values, dtype=torch.float32, device=device)[:, None, None]
 
-        self.lr, self.mom, self.wd, self.p = (col(k) for k in ("lr", "momentum", "wd", "dropout"))
+        self.lr, self.wd, self.p = col("lr", 0.01), col("wd", 0.0), col("dropout", 0.0)
+        self.opt = make_optimizer(optimizer, self.W, self.b, col("momentum", 0.0), betas)
         self.ids = list(range(m))  # member ids, in stacking order
 
     def keep(self, rows: list[int]) -> None:
         """Keep only the members at positions ``rows`` (others have left the batch)."""
         idx = torch.tensor(rows, dtype=torch.long, device=self.W[0].device)
-        for lst in (self.W, self.b, self.bufW, self.bufb):
+        for lst in (self.W, self.b):
             lst[:] = [t.index_select(0, idx) for t in lst]
-        self.lr, self.mom, self.wd, self.p = (
-            t.index_select(0, idx) for t in (self.lr, self.mom, self.wd, self.p)
-        )
+        self.lr, self.wd, self.p = (t.index_select(0, idx) for t in (self.lr, self.wd, self.p))
+        self.opt.keep(idx)
         self.ids = [self.ids[r] for r in rows]
 
     def forward(
@@ -150,7 +155,7 @@ class Population:
         gen: torch.Generator | None,
         chunk: int,
     ) -> torch.Tensor:
-        """One SGD step of every member on its batch; return per-member batch losses.
+        """One optimizer step of every member on its batch; return per-member batch losses.
 
         ``w`` (member, batch, 1) holds 1/batch_size for real rows and 0 for padding; ``active``
         (member, 1, 1) is 0 for members with no batch left this epoch (they must not move), or
@@ -177,29 +182,17 @@ class Population:
         err = out - y  # (member, batch, out)
         loss = (err * err * w).sum(dim=(1, 2))  # (member,)  MSE with the mean over the batch
         dz = 2.0 * err * w  # (member, batch, out): d loss / d output
-        lr, mom, wd = self.lr[sl], self.mom[sl], self.wd[sl]
-        if active is not None:  # inactive members: no step, momentum and weights kept as they are
+        lr, wd = self.lr[sl], self.wd[sl]
+        if active is not None:  # inactive members: no step, weights and state kept as they are
             lr, wd = lr * active, wd * active
-            mom = torch.where(active > 0, mom, 1.0)
+        self.opt.begin(sl, active)
         for i in range(len(self.W) - 1, -1, -1):
-            W, bufW = self.W[i][sl], self.bufW[i][sl]
+            W = self.W[i][sl]
             if i > 0:  # propagate before W is updated
                 # (member, batch, fan_in); a one-output layer is an outer product, not a GEMM
                 da = dz * W if W.shape[1] == 1 else torch.bmm(dz, W)
-            # SGD with momentum, the gradient accumulated straight into the momentum buffer by
-            # the GEMM: buf = momentum*buf + dz^T a + wd*W ; W -= lr*buf. (torch.optim.SGD adds
-            # the decay to the gradient first; the sum is the same up to float rounding.)
-            bufW.mul_(mom)
-            if W.shape[2] == 1:  # one input: the weight gradient is a weighted sum over rows
-                bufW.add_((dz * inputs[i]).sum(dim=1)[:, :, None])  # (member, fan_out, 1)
-            else:
-                bufW.baddbmm_(dz.transpose(1, 2), inputs[i])  # (member, fan_out, fan_in)
-            bufW.addcmul_(W, wd)
             lr_i = lr if self.layer_lr is None else lr * self.layer_lr[i]
-            W.addcmul_(bufW, lr_i, value=-1.0)
-            b, bufb = self.b[i][sl], self.bufb[i][sl]
-            bufb.mul_(mom).add_(dz.sum(dim=1, keepdim=True)).addcmul_(b, wd)
-            b.addcmul_(bufb, lr_i, value=-1.0)
+            self.opt.update(i, sl, W, self.b[i][sl], dz, inputs[i], lr_i, wd)
             if i > 0:
                 if masks[i - 1] is not None:
                     da.mul_(masks[i - 1])
