@@ -178,6 +178,19 @@ def test_gaussian_process_baseline_decomposes_its_std():
     noise = gp.noise_variance * float(np.std(y)) ** 2  # normalize_y: the data's units
     np.testing.assert_allclose(predictive**2 - latent**2, noise, rtol=1e-6)
     assert np.all(latent[[0, -1]] > latent[4])  # less sure outside the data than inside
+    assert gp.n_fit == 30 and gp.model.n_restarts_optimizer == 5
+
+
+def test_gaussian_process_baseline_subsamples_large_data(monkeypatch):
+    import glassnet.baselines as baselines
+
+    monkeypatch.setattr(baselines, "GP_MAX_POINTS", 25)
+    x, y = _data(n=60)
+    gp = baselines.fit_gaussian_process(x, y, seed=3, restarts=0)
+    assert gp.n_fit == 25 and gp.model.X_train_.shape == (25, 1)
+    assert set(gp.model.X_train_.ravel()) <= set(x)  # a subsample of the given points
+    again = baselines.fit_gaussian_process(x, y, seed=3, restarts=0)
+    np.testing.assert_array_equal(gp.model.X_train_, again.model.X_train_)  # seeded
 
 
 def test_saved_ensemble_run_predicts_like_the_live_model(tmp_path, fast_cfg, capsys):
@@ -241,10 +254,10 @@ def test_blocked_folds_shrink_their_blocks_for_small_data(tmp_path):
     assert RegressionConfig(cv=5).folds_splitter(100).block_size == 4
     assert RegressionConfig(cv=5).folds_splitter(12).block_size == 2
     assert RegressionConfig(cv=5).folds_splitter(7).block_size == 1
-    # 12 rows, 5 blocked folds: the default search runs instead of failing on the split
+    # 12 rows, 5 blocked folds: the ensemble search runs instead of failing on the split
     x = np.linspace(-2, 2, 12)
     tr = tmp_path / "tr.csv"
     tr.write_text("input,label\n" + "".join(f"{a},{a * a}\n" for a in x))
-    cfg = RegressionConfig(train=str(tr), test=str(tr), hidden=(8,), n_iter=1, max_epochs=20,
-                           device="cpu", probe_x=(0.0,))  # fmt: skip
+    cfg = RegressionConfig(train=str(tr), test=str(tr), hidden=(8,), search="ensemble", n_iter=1,
+                           max_epochs=20, device="cpu", probe_x=(0.0,))  # fmt: skip
     assert run_regression(cfg, out=tmp_path / "run").metrics.ensemble_members == 5

@@ -41,6 +41,8 @@ def test_cli_end_to_end_and_predict(tmp_path, small_csvs, capsys):
             "--hidden",
             "16",
             "8",
+            "--search",
+            "ensemble",
             "--n-iter",
             "2",
             "--cv",
@@ -163,7 +165,7 @@ def test_estimator_works_in_plain_gridsearchcv(fast_cfg):
         ),
         (
             ["--activation", "gelu"],
-            "--search ensemble: EnsembleSearchCV cannot batch activation 'gelu'",
+            "--search deep-ensemble: activation 'gelu' cannot be batched",
         ),
         (["--n-jobs", "2"], "--n-jobs 2: only --search random and grid run fits in parallel"),
         (["--folds", "random"], "argument --folds: invalid choice: 'random'"),

@@ -77,6 +77,7 @@ def regression_scores(
         "test_mse": float(np.mean((pred["test"] - data.y_test) ** 2)),
         "baseline_gp_test_mse": float(np.mean((gp_mean - data.y_test) ** 2)),
         "baseline_gp_kernel": gp.describe(),
+        "baseline_gp_points": gp.n_fit,
         "baseline_gp_band_coverage": band_coverage(data.y_test, gp_mean, gp_latent),
     }
     if band is not None:

@@ -60,6 +60,11 @@ class RegressionEnsemble(nn.Module):
     Members see standardised inputs and targets: ``x_s = (x - x_mean) / x_scale`` in,
     ``y = y_s * y_scale + y_mean`` out. The scaling lives in buffers, so it is saved and loaded
     with the weights (``state_dict``) and can never be lost between training and ``predict``.
+
+    ``last_cov`` (members, H, H) and ``last_center`` (members, H), when given, are each member's
+    Bayesian last layer: the posterior covariance of its output weights given its last hidden
+    features at the training points (centred on their mean), standardised units. They add to
+    the members' spread in ``band_std``; they do not change the prediction.
     """
 
     def __init__(
@@ -69,6 +74,8 @@ class RegressionEnsemble(nn.Module):
         x_scale: float = 1.0,
         y_mean: float = 0.0,
         y_scale: float = 1.0,
+        last_cov: torch.Tensor | None = None,
+        last_center: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if not members:
@@ -83,12 +90,38 @@ class RegressionEnsemble(nn.Module):
             ("y_scale", y_scale),
         ):
             self.register_buffer(name, torch.tensor(float(v), dtype=torch.float32))
+        if (last_cov is None) != (last_center is None):
+            raise ValueError("last_cov and last_center come together")
+        if last_cov is not None:
+            self.register_buffer("last_cov", torch.as_tensor(last_cov, dtype=torch.float32))
+            self.register_buffer("last_center", torch.as_tensor(last_center, dtype=torch.float32))
+
+    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.reshape(x.shape[0], -1) - self.x_mean) / self.x_scale  # (batch, in)
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Each member's prediction in data units: (members, batch, out)."""
-        xs = (x.reshape(x.shape[0], -1) - self.x_mean) / self.x_scale  # (batch, in)
+        xs = self._standardise(x)
         out = torch.stack([m(xs) for m in self.members])  # (members, batch, out), standardised
         return out * self.y_scale + self.y_mean
+
+    def member_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's last hidden layer: (members, batch, H)."""
+        xs = self._standardise(x)
+        return torch.stack([m.net[:-1](xs) for m in self.members])
+
+    def band_std(self, x: torch.Tensor) -> torch.Tensor:
+        """The uncertainty about the function at x, data units: (batch,).
+
+        sqrt(spread of the members' predictions + the mean of their last layers' posterior
+        variance); without a Bayesian last layer, the members' spread alone.
+        """
+        var = self.member_outputs(x)[:, :, 0].var(0, unbiased=False)  # (batch,)
+        if hasattr(self, "last_cov"):
+            f = self.member_features(x) - self.last_center[:, None, :]  # (members, batch, H)
+            latent = torch.einsum("mbh,mhk,mbk->mb", f, self.last_cov, f)  # (members, batch)
+            var = var + latent.clamp_min(0).mean(0) * self.y_scale**2
+        return var.sqrt()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_outputs(x).mean(0)  # (batch, out): the ensemble's prediction

@@ -89,6 +89,7 @@ class RegressionMetrics(_Result):
     baseline_gp_test_mse: float  # the Gaussian process fitted to the same training data
     baseline_gp_kernel: str
     baseline_gp_band_coverage: float
+    baseline_gp_points: int | None = None  # training points the GP saw (a subsample past 2,000)
     cv_mse: float | None = None  # searches only
     n_candidates: int | None = None
     n_failed: int | None = None

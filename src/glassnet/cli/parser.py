@@ -80,14 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--search",
         choices=SEARCHES,
-        help="tpe (Optuna's TPE proposes, a pruner stops hopeless trials, each batch of "
-        "trials trains at once; epochs up to --max-epochs, the best kept); "
-        "ensemble (default: candidates x folds trained together, epochs chosen by fold "
-        "loss, the model the mean of the best candidate's fold models); population (the "
+        help="deep-ensemble (default: --members nets from different seeds trained together on "
+        "all the data with Adam, averaged); tpe (Optuna's TPE proposes, a pruner stops "
+        "hopeless trials, each batch of trials trains at once; epochs up to --max-epochs, "
+        "the best kept); ensemble (SGD candidates x folds trained together, epochs chosen by "
+        "fold loss, the model the mean of the best candidate's fold models); population (the "
         "study's random search, all fits at once, best refit); random (the study's pipeline: "
         "skorch + RandomizedSearchCV); grid; none (one fit with --lr --momentum --epochs "
         "--weight-decay)",
     )
+    e = r.add_argument_group("--search deep-ensemble (the default)")
+    e.add_argument("--members", type=_int, help="nets averaged, one seed each (default: 4)")
+    e.add_argument("--adam-lr", type=_float, help="Adam's learning rate (default: 0.003)")
+    e.add_argument(
+        "--penalty", type=_float, help="L2 penalty (Adam's weight decay; default: 0.0003)"
+    )
+    e.add_argument("--ensemble-epochs", type=_int, help="epochs per member (default: 2000)")
     s.add_argument(
         "--n-iter",
         type=_int,

@@ -33,8 +33,9 @@ def regression_summary(m: RegressionMetrics, run_dir: Path) -> str:
             f"{m.study['name']!r} in {m.study['storage']} (see it: optuna-dashboard)"
         )
     if m.ensemble_members is not None:
+        what = "nets from different seeds" if m.search == "deep-ensemble" else "fold models"
         lines.append(
-            f"  model      mean of {m.ensemble_members} fold models at epoch {m.epochs_run}"
+            f"  model      mean of {m.ensemble_members} {what} at epoch {m.epochs_run}"
         )
     lines.append(f"  train MSE  {m.train_mse:.4f}")
     lines.append(f"  test MSE   {m.test_mse:.4f}  (test set used once, after the search)")
@@ -42,6 +43,8 @@ def regression_summary(m: RegressionMetrics, run_dir: Path) -> str:
         f"  baseline   Gaussian process test MSE {m.baseline_gp_test_mse:.4f}"
         f"  (ratio {m.test_mse / m.baseline_gp_test_mse:.2f})"
     )
+    if m.baseline_gp_points is not None and m.baseline_gp_points < m.data.n_train:
+        lines.append(f"             (fitted on a random {m.baseline_gp_points:,}-point subsample)")
     if m.band_coverage is not None:
         lines.append(
             f"  band       {m.band_coverage:.0%} of test points within mean +- 2 std "

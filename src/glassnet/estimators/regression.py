@@ -20,6 +20,7 @@ from glassnet.errors import UserError, require
 from glassnet.models import ACTIVATIONS, MLP, RegressionEnsemble
 from glassnet.progress import Progress
 from glassnet.search.cv import BlockedKFold
+from glassnet.search.deep_ensemble import DeepEnsembleRegressor
 from glassnet.search.ensemble import EnsembleSearchCV
 from glassnet.search.studies import PRUNERS
 from glassnet.search.tpe import REGRESSION_SPACE, TPESearchCV
@@ -37,14 +38,17 @@ __all__ = [
     "RegressionConfig",
     "make_regressor",
     "make_ensemble_search",
+    "make_deep_ensemble",
     "build_regression_module",
 ]
 
-# ensemble (default): candidates x folds trained together, epochs chosen by fold loss, the model
-# the mean of the best candidate's fold models; population: the study's random search, all
+# deep-ensemble (default): nets from different seeds trained together on all the data with Adam,
+# averaged; ensemble: candidates x folds trained together (SGD), epochs chosen by fold loss, the
+# model the mean of the best candidate's fold models; population: the study's random search, all
 # members at once; random: RandomizedSearchCV (the study's own pipeline); grid; tpe: Optuna
 # proposes, a pruner stops the hopeless, each batch of trials trains at once; none: one fit.
-SEARCHES = ("ensemble", "population", "random", "grid", "tpe", "none")
+SEARCHES = ("deep-ensemble", "ensemble", "population", "random", "grid", "tpe", "none")
+ENSEMBLES = ("deep-ensemble", "ensemble")  # the searches whose model is a RegressionEnsemble
 FOLDS = ("blocked", "shuffled")
 
 
@@ -57,7 +61,15 @@ class RegressionConfig:
     data_dir: str | None = None  # folder holding regression/{train,test}_data.csv
     hidden: tuple[int, ...] = (512, 256)  # hidden layer widths: the study's 1-512-256-1
     activation: str = "tanh"
-    search: str = "ensemble"  # one of SEARCHES
+    search: str = "deep-ensemble"  # one of SEARCHES
+    # --search deep-ensemble: `members` nets from different seeds trained together on all the
+    # training data with Adam (rate `adam_lr`, L2 penalty `penalty`) for `ensemble_epochs`
+    # epochs (one full batch each for <= batch_size points), averaged. Chosen on the development
+    # functions (benchmarks/regression_quality.py --seed0 100), never on a test set.
+    members: int = 4
+    adam_lr: float = 3e-3
+    penalty: float = 3e-4
+    ensemble_epochs: int = 2000
     # candidates drawn by the random searches; None: 8 for ensemble (each trains up to
     # max_epochs), the study's 20 for population and random
     n_iter: int | None = None
@@ -104,6 +116,19 @@ class RegressionConfig:
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.max_epochs >= 1, f"--max-epochs must be >= 1, got {self.max_epochs}"),
             (self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
+            (self.members >= 1, f"--members must be >= 1, got {self.members}"),
+            (
+                math.isfinite(self.adam_lr) and self.adam_lr > 0,
+                f"--adam-lr must be > 0, got {self.adam_lr}",
+            ),
+            (
+                math.isfinite(self.penalty) and self.penalty >= 0,
+                f"--penalty must be >= 0, got {self.penalty}",
+            ),
+            (
+                self.ensemble_epochs >= 1,
+                f"--ensemble-epochs must be >= 1, got {self.ensemble_epochs}",
+            ),
             (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
             (self.cv >= 2, f"--cv must be >= 2, got {self.cv}"),
             (
@@ -196,6 +221,24 @@ def make_ensemble_search(
     )
 
 
+def make_deep_ensemble(cfg: RegressionConfig, progress: Progress | None = None
+                       ) -> DeepEnsembleRegressor:  # fmt: skip
+    """The default model: ``cfg.members`` nets from different seeds, Adam, all the data."""
+    return DeepEnsembleRegressor(
+        hidden=tuple(cfg.hidden),
+        activation=cfg.activation,
+        n_members=cfg.members,
+        optimizer="adam",
+        lr=cfg.adam_lr,
+        weight_decay=cfg.penalty,
+        epochs=cfg.ensemble_epochs,
+        batch_size=cfg.batch_size,
+        random_state=cfg.seed,
+        device=choose_device(cfg.device),
+        progress=progress,
+    )
+
+
 def make_tpe_search(
     cfg: RegressionConfig, storage: str | None, progress: Progress | None = None
 ) -> TPESearchCV:
@@ -248,13 +291,16 @@ def build_regression_module(
 ) -> MLP | RegressionEnsemble:
     """The module a regression run saves, rebuilt from its config (and its weights' keys).
 
-    An ensemble run saves a RegressionEnsemble (members and scaling in one ``state_dict``);
-    the other searches, and runs from before ensembles, save one MLP.
+    An ensemble run (``ENSEMBLES``) saves a RegressionEnsemble (members and scaling in one
+    ``state_dict``); the other searches, and runs from before ensembles, save one MLP.
     """
     hidden, activation = tuple(cfg["hidden"]), cfg["activation"]
     if state is None or not any(k.startswith("members.") for k in state):
         return MLP(1, hidden, 1, activation)
     n = len({k.split(".")[1] for k in state if k.startswith("members.")})
-    if cfg.get("search") != "ensemble":
+    if cfg.get("search") not in ENSEMBLES:
         raise UserError("weights.pt holds an ensemble but config.json names no ensemble search")
-    return RegressionEnsemble([MLP(1, hidden, 1, activation) for _ in range(n)])
+    last = {}
+    if "last_cov" in state and "last_center" in state:  # a Bayesian last layer's band
+        last = {k: torch.zeros_like(state[k]) for k in ("last_cov", "last_center")}
+    return RegressionEnsemble([MLP(1, hidden, 1, activation) for _ in range(n)], **last)

@@ -18,6 +18,7 @@ from glassnet.data.sources import load_regression
 from glassnet.errors import DivergedError, UserError
 from glassnet.estimators import (
     RegressionConfig,
+    make_deep_ensemble,
     make_ensemble_search,
     make_regressor,
     make_tpe_search,
@@ -92,7 +93,9 @@ def run_regression(
     with RunWriter(out, resume=resume) as run, seeded(cfg.seed):  # caller's generators untouched
         run.json("config.json", {**asdict(cfg), "kind": "regression"})  # first: resumable
         try:
-            if cfg.search == "ensemble":
+            if cfg.search == "deep-ensemble":
+                fit = _deep_ensemble(cfg, data, progress)
+            elif cfg.search == "ensemble":
                 fit = _ensemble(cfg, data, progress)
             elif cfg.search == "tpe":
                 fit = _tpe(cfg, data, progress, run, resume)
@@ -136,8 +139,28 @@ def run_regression(
     return RegressionResult(run_dir=out, metrics=metrics, model=fit.model, data=data)
 
 
+def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
+    """The default: nets from different seeds on all the data (Adam), averaged."""
+    est = make_deep_ensemble(cfg, progress)
+    try:
+        est.fit(_as_column(data.x_train), data.y_train)
+    except FloatingPointError as e:
+        raise UserError(f"--search deep-ensemble: {e} (--adam-lr)") from None
+    metrics = {
+        "best_params": {"optimizer": "adam", "lr": cfg.adam_lr, "penalty": cfg.penalty,
+                        "max_epochs": cfg.ensemble_epochs},  # fmt: skip
+        "ensemble_members": len(est.ensemble_.members),
+        "n_failed": int(est.failed_.sum()),
+        "member_epochs": est.member_epochs_,
+        "epochs_run": cfg.ensemble_epochs,
+    }
+    curves = {"train MSE (member mean)": est.curves_["train_mse"]}
+    model = est.ensemble_
+    return _Fit(model, model, "members (seeds)", metrics, curves, est.curves_["epoch"])
+
+
 def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
-    """The default: the fold-model ensemble of the best (candidate, epoch) by fold loss."""
+    """SGD candidates x blocked folds: the fold models of the best (candidate, epoch)."""
     search = make_ensemble_search(cfg, len(data.x_train), progress)
     try:
         search.fit(_as_column(data.x_train), data.y_train)
@@ -242,7 +265,7 @@ def _with_fold_band(cfg, net, best, X, y, splitter, metrics, rows, progress) -> 
 def _history(fit: _Fit) -> list[dict[str, Any]]:
     epochs = fit.curve_epochs or list(range(1, len(next(iter(fit.curves.values()))) + 1))
     keys = {"train MSE (fold mean)": "train_loss", "fold-validation MSE": "valid_loss",
-            "train loss (MSE)": "train_loss"}  # fmt: skip
+            "train loss (MSE)": "train_loss", "train MSE (member mean)": "train_loss"}  # fmt: skip
     return [
         {"epoch": e, **{keys[k]: v[i] for k, v in fit.curves.items()}} for i, e in enumerate(epochs)
     ]

@@ -40,6 +40,8 @@ def study_configs(
             data_dir=data_dir,
             n_iter=4,
             max_epochs=300,
+            members=2,
+            ensemble_epochs=300,
             seed=seed,
             device=device,
         )
@@ -109,7 +111,7 @@ def reproduce(
     names = ("regression", "regression-study-pipeline", "mlp", "lenet5")
     mlp_how = "grid search" if mlp.search == "grid" else "preset best"
     steps = [
-        (run_regression, reg, "regression, glassnet's default (ensemble of fold models)"),
+        (run_regression, reg, "regression, glassnet's default (deep ensemble)"),
         (run_regression, study_regression(reg, quick),
          "regression, the study's pipeline (randomized search, one refit net)"),
         (run_classification, mlp, f"MNIST dense net ({mlp_how})"),

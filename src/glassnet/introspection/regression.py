@@ -27,14 +27,16 @@ def fold_band(
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1, 1))
     if isinstance(models, RegressionEnsemble):
         preds = models.eval().member_outputs(xt)[:, :, 0].numpy()  # (members, points)
+        std = models.band_std(xt).numpy()  # with a Bayesian last layer, its variance too
     else:
         preds = np.stack([m.eval()(xt).ravel().numpy() for m in models])  # (models, points)
+        std = preds.std(0)
     return {
         "all": preds,
         "mean": preds.mean(0),
         "lo": preds.min(0),
         "hi": preds.max(0),
-        "std": preds.std(0),
+        "std": std,
     }
 
 

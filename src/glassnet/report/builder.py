@@ -103,7 +103,8 @@ def _comparison(key: str, m: Any, study: dict | None, same_data: bool = True) ->
 def _regression_title(cfg: dict) -> str:
     widths = "-".join(str(h) for h in cfg.get("hidden", (512, 256)))
     how = {
-        "ensemble": "mean of fold models (glassnet's default)",
+        "deep-ensemble": "mean of nets from different seeds, Adam (glassnet's default)",
+        "ensemble": "mean of SGD fold models",
         "population": "the study's random search, one refit net",
         "random": "the study's random search, one refit net",
         "grid": "grid search, one refit net",
@@ -119,6 +120,10 @@ _ONLY_FOR = {
         "momentum": {"none"},
         "epochs": {"none"},
         "weight_decay": {"none"},
+        "members": {"deep-ensemble"},
+        "adam_lr": {"deep-ensemble"},
+        "penalty": {"deep-ensemble"},
+        "ensemble_epochs": {"deep-ensemble"},
         "n_iter": {"ensemble", "population", "random"},
         "cv": {"ensemble", "population", "random", "grid"},
         "folds": {"ensemble"},

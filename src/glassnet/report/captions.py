@@ -4,12 +4,12 @@ CAPTIONS = {
     "fit.png": "Training points, test points and the fitted curve; grey bands mark the gaps in "
     "the training data: look at how the net bridges them. The dashed line is a Gaussian "
     "process fitted to the same points, the classical baseline.",
-    "fit_band.png": "The fold models (each trained without one fold) agree where there is data "
-    "and fan out in the gaps: their spread is the net's uncertainty about the function there. "
-    "Dotted: the Gaussian process's band for the function, for comparison.",
-    "learning_curve.png": "Training loss of the chosen model (and, for the default ensemble, its "
-    "mean fold-validation loss, which chose the epoch): a flat tail means training had "
-    "converged.",
+    "fit_band.png": "The members (nets from different seeds, or fold models each trained "
+    "without one fold) agree where there is data and fan out in the gaps: their spread is the "
+    "net's uncertainty about the function there. Dotted: the Gaussian process's band for the "
+    "function, for comparison.",
+    "learning_curve.png": "Training loss of the model (and, for a fold-model ensemble, its mean "
+    "fold-validation loss, which chose the epoch): a flat tail means training had converged.",
     "weight_histograms.png": "Weight values per layer: look for layers that stayed close to "
     "their initialisation and for heavy tails.",
     "activations.png": "Hidden activations for chosen inputs (rows): neighbouring inputs share "

@@ -51,7 +51,8 @@ class Population:
     """Stacked state of the members still training: weights, optimizer state, settings.
 
     ``optimizer``: ``sgd`` (momentum from each member's settings), ``adam`` or ``adamw``
-    (``betas`` shared); each member has its own learning rate and weight decay.
+    (``betas`` shared; ``anchored``: the decay pulls towards each member's initial weights);
+    each member has its own learning rate and weight decay.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class Population:
         layer_lr: Sequence[float] | None = None,
         optimizer: str = "sgd",
         betas: tuple[float, float] = (0.9, 0.999),
+        anchored: bool = False,
     ) -> None:
         m = len(settings)
         self.act = ACTIVATIONS[activation].forward_
@@ -100,7 +102,9 @@ class Population:
             return torch.tensor(values, dtype=torch.float32, device=device)[:, None, None]
 
         self.lr, self.wd, self.p = col("lr", 0.01), col("wd", 0.0), col("dropout", 0.0)
-        self.opt = make_optimizer(optimizer, self.W, self.b, col("momentum", 0.0), betas)
+        self.opt = make_optimizer(
+            optimizer, self.W, self.b, col("momentum", 0.0), betas, anchored
+        )
         self.ids = list(range(m))  # member ids, in stacking order
 
     def keep(self, rows: list[int]) -> None:

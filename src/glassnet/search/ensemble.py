@@ -69,6 +69,7 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         top_k: int = 1,
         batch_size: int = 128,
         layer_lr: Sequence[float] | None = None,
+        optimizer: str = "sgd",
         scale_inputs: bool = True,
         random_state: int = 0,
         device: str = "cpu",
@@ -86,6 +87,7 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         self.top_k = top_k
         self.batch_size = batch_size
         self.layer_lr = layer_lr
+        self.optimizer = optimizer
         self.scale_inputs = scale_inputs
         self.random_state = random_state
         self.device = device
@@ -168,7 +170,7 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         inits = self._initial_modules(n_folds, X.shape[1], y.shape[1])
         settings = [self._settings(self.candidates_[c]) for c, _ in members]
         pop = Population([inits[k] for _, k in members], settings, dev, self.activation,
-                          self.layer_lr)  # fmt: skip
+                         self.layer_lr, self.optimizer)  # fmt: skip
         factor = torch.tensor([s["input_scale"] for s in settings], device=dev)[:, None, None]
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]

@@ -70,8 +70,12 @@ class Adam:
 
     def __init__(self, W: Sequence[Tensor], b: Sequence[Tensor], n_members: int,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 decoupled: bool = False) -> None:  # fmt: skip
+                 decoupled: bool = False, anchored: bool = False) -> None:  # fmt: skip
         self.beta1, self.beta2 = betas
+        # anchored: the decay pulls each member towards its own initial weights, not towards 0
+        # (randomised MAP, Pearce et al. 2020): members drawn from the prior stay apart where the
+        # data do not pin them down, so their spread is an uncertainty band
+        self.anchors = [t.clone() for t in (*W, *b)] if anchored else None
         self.eps, self.decoupled = eps, decoupled
         self.m = [torch.zeros_like(t) for t in (*W, *b)]  # first moments, weights then biases
         self.v = [torch.zeros_like(t) for t in (*W, *b)]  # second moments
@@ -81,7 +85,7 @@ class Adam:
 
     def keep(self, idx: Tensor) -> None:
         """Keep the state of the members at ``idx`` only."""
-        for lst in (self.m, self.v):
+        for lst in (self.m, self.v) + (() if self.anchors is None else (self.anchors,)):
             lst[:] = [t.index_select(0, idx) for t in lst]
         self.t = self.t.index_select(0, idx)
 
@@ -93,6 +97,7 @@ class Adam:
         # inactive members: decay factors of 1 and nothing added keep m and v as they were
         self._b1 = self.beta1 if active is None else torch.where(active > 0, self.beta1, 1.0)
         self._b2 = self.beta2 if active is None else torch.where(active > 0, self.beta2, 1.0)
+        t = t.clamp_min(1.0)  # a member still at step 0 has lr 0 here; keep the algebra finite
         self._bc1 = 1.0 - torch.pow(self.beta1, t)  # (member, 1, 1)
         self._sqrt_bc2 = torch.sqrt(1.0 - torch.pow(self.beta2, t))
 
@@ -100,27 +105,40 @@ class Adam:
                lr: Tensor, wd: Tensor) -> None:  # fmt: skip
         """torch.optim.Adam/AdamW's step for layer i's weight and bias."""
         for j, p, g in ((i, W, _grad(dz, a)), (self.n_layers + i, b, dz.sum(dim=1, keepdim=True))):
+            d = p if self.anchors is None else p - self.anchors[j][sl]  # what the decay shrinks
             if self.decoupled:
-                p.mul_(1.0 - lr * wd)  # lr, wd are 0 for inactive members
+                p.addcmul_(d, lr * wd, value=-1.0)  # lr, wd are 0 for inactive members
             else:
-                g = g.addcmul_(p, wd)  # L2: the decay joins the gradient
-            if self._active is not None:
-                g = g * self._active
+                g = g.addcmul_(d, wd)  # L2: the decay joins the gradient
             m, v = self.m[j][sl], self.v[j][sl]
-            m.mul_(self._b1).add_(g * (1.0 - self._b1))
-            v.mul_(self._b2).add_(g * g * (1.0 - self._b2))
-            denom = (v.sqrt() / self._sqrt_bc2).add_(self.eps)
-            p.addcdiv_(m * (lr / self._bc1), denom, value=-1.0)
+            if self._active is None:  # the common case: few passes over memory
+                m.lerp_(g, 1.0 - self.beta1)
+                v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+            else:
+                g.mul_(self._active)
+                m.mul_(self._b1).add_(g * (1.0 - self._b1))
+                v.mul_(self._b2).add_(g * g * (1.0 - self._b2))
+            # p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
+            denom = torch.sqrt(v).div_(self._sqrt_bc2).add_(self.eps)
+            if self._active is None:  # the step size folded into the denominator: one pass less
+                p.addcdiv_(m, denom.div_(lr / self._bc1), value=-1.0)
+            else:  # lr is 0 for inactive members: multiply, never divide by it
+                p.sub_(m.div(denom).mul_(lr / self._bc1))
 
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def make_optimizer(name: str, W: Sequence[Tensor], b: Sequence[Tensor], mom: Tensor,
-                   betas: tuple[float, float] = (0.9, 0.999)) -> SGD | Adam:  # fmt: skip
-    """The engine's optimizer called ``name`` (one of OPTIMIZERS) for these stacked tensors."""
+                   betas: tuple[float, float] = (0.9, 0.999), anchored: bool = False
+                   ) -> SGD | Adam:  # fmt: skip
+    """The engine's optimizer called ``name`` (one of OPTIMIZERS) for these stacked tensors;
+    ``anchored``: Adam's decay pulls towards each member's initial weights."""
     if name == "sgd":
+        if anchored:
+            raise ValueError("anchored decay is implemented for adam and adamw only")
         return SGD(W, b, mom)
     if name in ("adam", "adamw"):
-        return Adam(W, b, mom.shape[0], betas=betas, decoupled=name == "adamw")
+        return Adam(W, b, mom.shape[0], betas=betas, decoupled=name == "adamw",
+                    anchored=anchored)  # fmt: skip
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")

@@ -1,0 +1,37 @@
+"""The benchmarks run: each script's smoke mode, so a change that breaks one fails make test."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_csv
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> None:
+    subprocess.run([sys.executable, str(BENCH / script), *args], check=True,
+                   capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_regression_quality_smoke(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(-3, 3, 30))
+    (tmp_path / "data" / "regression").mkdir(parents=True)
+    write_csv(tmp_path / "data" / "regression" / "train_data.csv", x, np.sin(x))
+    write_csv(tmp_path / "data" / "regression" / "test_data.csv", x, np.sin(x))
+    out = tmp_path / "rq.json"
+    _run("regression_quality.py", "--smoke", "--study-data", str(tmp_path / "data"),
+         "--json", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["smoke"] and len(res["rows"]) == 2
+    ratios = [r["default_test_mse"] / r["gp_test_mse"] for r in res["rows"]]
+    assert [r["ratio_default_to_gp"] for r in res["rows"]] == pytest.approx(ratios)
+    assert res["median_ratio"] == pytest.approx(float(np.median(ratios)))
+    (row,) = res["study_data"]
+    assert row["search"] == "deep-ensemble" and row["wall_seconds"] >= row["seconds"] > 0

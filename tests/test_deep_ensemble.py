@@ -1,0 +1,159 @@
+"""DeepEnsembleRegressor, the regression default: members against torch.optim.Adam trained alone,
+the mean of members, training data only, saved runs."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from glassnet.cli import main
+from glassnet.errors import UserError
+from glassnet.estimators import RegressionConfig
+from glassnet.experiments.regression import run_regression
+from glassnet.models import MLP, RegressionEnsemble
+from glassnet.rng import seeded
+from glassnet.runs.load import load_regression_model
+from glassnet.search.deep_ensemble import DeepEnsembleRegressor, EnsembleDivergedError
+
+
+def _data(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(-3, 3, n))
+    return x, 2.0 + np.sin(x) + 0.1 * rng.normal(size=n)
+
+
+def test_each_member_is_adam_on_standardised_data_alone():
+    # Member k starts from seed random_state * 1000 + k and trains full-batch on the
+    # standardised data: the same as one MLP trained alone by torch.optim.Adam.
+    x, y = _data()
+    est = DeepEnsembleRegressor(hidden=(16, 8), n_members=3, lr=0.01, weight_decay=1e-3,
+                                epochs=40, random_state=2, last_layer="trained").fit(x, y)
+    xs = torch.tensor((x - x.mean()) / x.std(), dtype=torch.float32).reshape(-1, 1)
+    ys = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32).reshape(-1, 1)
+    for k, member in enumerate(est.ensemble_.members):
+        with seeded(2 * 1000 + k):
+            net = MLP(1, (16, 8), 1, "tanh")
+        opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-3)
+        for _ in range(40):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(xs), ys).backward()
+            opt.step()
+        for got, want in zip(member.parameters(), net.parameters()):
+            torch.testing.assert_close(got, want.detach(), rtol=1e-4, atol=2e-5)
+    # the recorded curve is the members' mean training MSE in data units
+    with torch.no_grad():
+        preds = est.predict_members(x)  # (members, n)
+    final = float(np.mean((preds - y) ** 2))
+    assert est.curves_["epoch"][-1] == 40
+    assert est.curves_["train_mse"][-1] == pytest.approx(final, rel=0.05)
+
+
+def test_prediction_is_the_mean_of_the_members():
+    x, y = _data()
+    est = DeepEnsembleRegressor(hidden=(8,), n_members=3, epochs=20).fit(x, y)
+    q = np.linspace(-4, 4, 11)
+    each = est.predict_members(q)
+    assert each.shape == (3, 11)
+    np.testing.assert_allclose(est.predict(q), each.mean(0), rtol=1e-6)
+    # and each member's own prediction is its MLP on the standardised input, scaled back
+    e = est.ensemble_
+    xs = (torch.tensor(q, dtype=torch.float32).reshape(-1, 1) - e.x_mean) / e.x_scale
+    with torch.no_grad():
+        m1 = (e.members[1](xs) * e.y_scale + e.y_mean).ravel().numpy()
+    np.testing.assert_allclose(each[1], m1, rtol=1e-5)
+    assert not np.allclose(each[0], each[1])  # different seeds, different nets
+
+
+def test_every_member_diverging_is_one_error():
+    x, y = _data()
+    with pytest.raises(EnsembleDivergedError, match="every member"):
+        DeepEnsembleRegressor(hidden=(8,), n_members=2, optimizer="sgd", lr=1e4, momentum=0.9,
+                              weight_decay=0.0, epochs=30).fit(x, y)  # fmt: skip
+    with pytest.raises(ValueError, match="n_members must be >= 1"):
+        DeepEnsembleRegressor(n_members=0).fit(x, y)
+
+
+def test_default_reads_training_data_only(tmp_path, fast_cfg):
+    # Every test label changed: the model (its weights, so its training-set predictions) and
+    # the settings recorded are exactly the same; only the test score moves.
+    cfg = replace(fast_cfg, search="deep-ensemble", members=2, ensemble_epochs=30)
+    a = run_regression(cfg, out=tmp_path / "a")
+    test = tmp_path / "test_changed.csv"
+    rows = np.loadtxt(cfg.test, delimiter=",", skiprows=1)
+    lines = "".join(f"{float(u)!r},{float(v) + 5.0!r}\n" for u, v in rows)
+    test.write_text("input,label\n" + lines)
+    b = run_regression(replace(cfg, test=str(test)), out=tmp_path / "b")
+    assert a.metrics.best_params == b.metrics.best_params
+    assert a.metrics.train_mse == b.metrics.train_mse
+    for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(p, q)
+    assert a.metrics.test_mse != b.metrics.test_mse
+
+
+def test_default_run_saves_and_predicts_like_the_live_model(tmp_path, fast_cfg, capsys):
+    cfg = replace(fast_cfg, search="deep-ensemble", members=3, ensemble_epochs=25)
+    assert RegressionConfig().search == "deep-ensemble"  # the default
+    res = run_regression(cfg, out=tmp_path / "run")
+    m = res.metrics
+    assert isinstance(res.model, RegressionEnsemble) and m.ensemble_members == 3
+    assert m.cv_mse is None and m.epochs_run == 25 and m.member_epochs == 3 * 25
+    loaded = load_regression_model(res.run_dir)
+    x = torch.linspace(-4, 4, 17).reshape(-1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), res.model(x))
+    assert main(["predict", str(res.run_dir), "--x", "0.5"]) == 0
+    value = float(capsys.readouterr().out.strip().splitlines()[1].split(",")[1])
+    with torch.no_grad():
+        assert value == pytest.approx(res.model(torch.tensor([[0.5]])).item(), rel=1e-5)
+    hist = json.loads((res.run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in hist][-1] == 25
+
+
+def test_default_options_are_checked(tmp_path, fast_cfg, capsys):
+    with pytest.raises(UserError, match="--members must be >= 1"):
+        run_regression(replace(fast_cfg, search="deep-ensemble", members=0), out=tmp_path / "x")
+    rc = main(["regression", "--train", fast_cfg.train, "--test", fast_cfg.test,
+               "--adam-lr", "-1", "--out", str(tmp_path / "y")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--adam-lr must be > 0" in err[0]
+    assert not (tmp_path / "y").exists()
+
+
+def test_bayesian_last_layer_is_the_members_output_and_its_variance_the_band():
+    # Against scikit-learn's BayesianRidge fitted to each member's last hidden features (the
+    # trained hidden layers are the same with either last layer): its posterior mean is the
+    # member's output, its predictive variance minus the noise the member's share of the band.
+    from sklearn.linear_model import BayesianRidge
+
+    x, y = _data(n=40)
+    est = DeepEnsembleRegressor(hidden=(12, 6), n_members=2, epochs=60).fit(x, y)
+    e = est.ensemble_
+    q = np.linspace(-5, 5, 21)
+    qt = torch.tensor(q, dtype=torch.float32).reshape(-1, 1)
+    xs = (torch.tensor(x, dtype=torch.float32).reshape(-1, 1) - e.x_mean) / e.x_scale
+    ys = (y - float(e.y_mean)) / float(e.y_scale)
+    latent = []
+    with torch.no_grad():
+        for m, f in zip(e.members, e.member_features(qt)):
+            br = BayesianRidge(max_iter=500).fit(m.net[:-1](xs).double().numpy(), ys)
+            mu, sd = br.predict(f.double().numpy(), return_std=True)
+            np.testing.assert_allclose(
+                m((qt - e.x_mean) / e.x_scale).ravel().numpy(), mu, rtol=1e-4, atol=1e-5
+            )
+            latent.append((sd**2 - 1.0 / br.alpha_) * float(e.y_scale) ** 2)
+        spread = est.predict_members(q).var(0)
+        want = np.sqrt(spread + np.mean(latent, 0))
+        band = e.band_std(qt).numpy()
+    np.testing.assert_allclose(band, want, rtol=2e-3, atol=1e-5)
+    assert (band > np.sqrt(spread) + 1e-6).all()  # the last layer adds its own
+    plain = DeepEnsembleRegressor(hidden=(12, 6), n_members=2, epochs=60, last_layer="trained")
+    plain.fit(x, y)
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            plain.ensemble_.band_std(qt).numpy(), plain.predict_members(q).std(0), rtol=1e-4
+        )
+    # the hidden layers are the same nets either way; only the output layer differs
+    for a, b in zip(e.members[0].linear_layers()[:-1], plain.ensemble_.members[0].linear_layers()):
+        torch.testing.assert_close(a.weight, b.weight)
