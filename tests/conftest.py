@@ -1,7 +1,13 @@
-"""Tiny fixtures shared by the tests: small CSVs and a fast regression config."""
+"""Fixtures shared by the tests: small CSVs, a fast regression config, a PostgreSQL server."""
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +56,41 @@ def fast_cfg(small_csvs) -> RegressionConfig:
         probe_x=(-1.0, 0.0, 1.0),
         device="cpu",
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server in a temporary folder on a free localhost port."""
+    found = shutil.which("initdb") or next(
+        iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
+    )
+    if found is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
+    bindir = os.path.dirname(os.path.realpath(found))
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = tempfile.mkdtemp(prefix="glassnet-pg-")
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")  # initdb refuses to run as root
+    data = os.path.join(root, "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = dict(check=True, capture_output=True, text=True)
+    subprocess.run([*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
+                   **run)  # fmt: skip
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l",
+                    os.path.join(root, "log"), "-w", "start"], **run)  # fmt: skip
+    try:
+        import psycopg2
+
+        con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        con.autocommit = True
+        con.cursor().execute("CREATE DATABASE glassnet")
+        con.close()
+        yield f"postgresql://postgres@127.0.0.1:{port}/glassnet"
+    finally:
+        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,13 +1,8 @@
 """TPESearchCV: Optuna trials trained as one population, pruning, storage shared by workers."""
 
-import glob
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 import numpy as np
@@ -140,44 +135,6 @@ def _two_workers(url):
 
 def test_two_workers_share_one_sqlite_study(tmp_path):
     _two_workers(f"sqlite:///{tmp_path / 'shared.db'}")
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A real PostgreSQL server in a temporary folder on a free localhost port."""
-    found = shutil.which("initdb") or next(
-        iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
-    )
-    if found is None:
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
-    bindir = os.path.dirname(os.path.realpath(found))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = tempfile.mkdtemp(prefix="glassnet-pg-")
-    if as_postgres:
-        shutil.chown(root, "postgres", "postgres")  # initdb refuses to run as root
-    data = os.path.join(root, "data")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run = dict(check=True, capture_output=True, text=True)
-    subprocess.run([*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-                   **run)  # fmt: skip
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l",
-                    os.path.join(root, "log"), "-w", "start"], **run)  # fmt: skip
-    try:
-        import psycopg2
-
-        con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
-        con.autocommit = True
-        con.cursor().execute("CREATE DATABASE glassnet")
-        con.close()
-        yield f"postgresql://postgres@127.0.0.1:{port}/glassnet"
-    finally:
-        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_two_workers_share_one_postgresql_study(postgres_url):

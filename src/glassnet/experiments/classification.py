@@ -23,6 +23,7 @@ from glassnet.experiments.classifier_search import grid_search, tpe_search
 from glassnet.metrics import classification_scores
 from glassnet.preprocessing import to_inputs
 from glassnet.progress import Progress
+from glassnet.redact import public_settings
 from glassnet.results import ClassificationMetrics, DataSummary
 from glassnet.rng import seeded
 from glassnet.runs import RunWriter, default_run_dir, read_json, to_jsonable
@@ -162,10 +163,11 @@ def _metrics(
 
 
 def _saved_config(cfg: ClassificationConfig, data: ImageData) -> dict[str, Any]:
-    """config.json: every setting that applied, and what loading the weights needs."""
+    """config.json: every setting that applied, and what loading the weights needs (the storage
+    URL without its password)."""
     mean, std = data.input_scale()
     return {
-        **asdict(cfg),
+        **public_settings(asdict(cfg)),
         "kind": "classification",
         "n_classes": len(data.classes),
         "classes": data.classes,

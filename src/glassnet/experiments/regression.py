@@ -27,6 +27,7 @@ from glassnet.events import write_curves
 from glassnet.introspection import fold_band
 from glassnet.metrics import regression_scores
 from glassnet.progress import Progress
+from glassnet.redact import mask_url, public_settings
 from glassnet.results import DataSummary, RegressionMetrics
 from glassnet.rng import seeded
 from glassnet.runs import RunWriter, default_run_dir
@@ -91,7 +92,8 @@ def run_regression(
     out = Path(out) if out is not None else default_run_dir("regression")
     t0 = time.perf_counter()
     with RunWriter(out, resume=resume) as run, seeded(cfg.seed):  # caller's generators untouched
-        run.json("config.json", {**asdict(cfg), "kind": "regression"})  # first: resumable
+        # first: resumable; the storage URL without its password (resume reads libpq's own)
+        run.json("config.json", public_settings({**asdict(cfg), "kind": "regression"}))
         try:
             if cfg.search == "deep-ensemble":
                 fit = _deep_ensemble(cfg, data, progress)
@@ -208,7 +210,7 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
         "best_params": search.best_params_,
         "member_epochs": search.member_epochs_,
         "epochs_run": search.best_params_["max_epochs"],
-        "study": {"storage": cfg.storage or "optuna.db", "name": cfg.study_name},
+        "study": {"storage": mask_url(cfg.storage) or "optuna.db", "name": cfg.study_name},
     }
     net = search.best_estimator_
     best = search.best_params_

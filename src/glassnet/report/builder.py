@@ -13,7 +13,7 @@ from glassnet.errors import UserError
 from glassnet.formatting import fmt
 from glassnet.report.captions import CAPTIONS
 from glassnet.results import ClassificationMetrics, RegressionMetrics, metrics_from_json
-from glassnet.runs import read_json, software_versions
+from glassnet.runs import atomic_write, read_json, software_versions
 from glassnet.study_numbers import STUDY
 
 __all__ = ["build_report", "STUDY", "software_versions"]
@@ -300,6 +300,8 @@ def build_report(
     """Write one self-contained HTML file describing ``run_dirs``; return its path."""
     if not run_dirs:
         raise UserError("give at least one run folder")
+    out = Path(out)
+    _check_overwrite(out)  # before the work: never replace what glassnet did not write
     sections, nav, summary = [], [], []
     for i, r in enumerate(run_dirs):
         run = Path(r)
@@ -322,12 +324,25 @@ def build_report(
         sections="\n".join(sections),
         footer=_e(f"Made by glassnet. Report built with {versions}."),
     )
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.partial")
     try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(out)  # never a half-written report under the final name
+        atomic_write(out, page.encode("utf-8"))  # never a half-written report under its name
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"-o {out}: cannot write ({e.strerror})") from None
     return out
+
+
+_GENERATOR = '<meta name="generator" content="glassnet">'  # marks the reports glassnet wrote
+
+
+def _check_overwrite(out: Path) -> None:
+    """Refuse an ``-o`` that exists and is not a report glassnet wrote (a run's config.json,
+    a folder, a symbolic link, anyone's HTML)."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    ours = False
+    if out.is_file() and not out.is_symlink():
+        with open(out, "rb") as f:
+            ours = _GENERATOR.encode() in f.read(4096)
+    if not ours:
+        raise UserError(f"-o {out}: exists and is not a report glassnet wrote; refusing to "
+                        "overwrite it (choose another name)")  # fmt: skip

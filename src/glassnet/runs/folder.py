@@ -86,12 +86,26 @@ def final_dir(path: str | Path) -> Path:
     return path
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX: never open through a symbolic link
+
+
+def _open_new(path: Path, mode: str = "wb", **kw: Any) -> Any:
+    """Open ``path`` for writing without following a symbolic link there: a link planted in
+    its place is removed (a new file is made), never written through."""
+    if path.is_symlink():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+    return os.fdopen(fd, mode, **kw)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that the file is either the old one or the whole new one:
-    a temporary file beside it, flushed to disk, renamed over it, and the rename made durable."""
+    a temporary file beside it, flushed to disk, renamed over it, and the rename made durable.
+    Neither file is followed through a symbolic link (a rename replaces a link, not its
+    target)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with _open_new(tmp) as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -120,7 +134,11 @@ class _Lock:
     operating system releases it when the process dies, however it dies."""
 
     def __init__(self, folder: Path, what: str) -> None:
-        self.file = open(folder / ".lock", "a+")  # noqa: SIM115 - held for the run's life
+        path = folder / ".lock"
+        if path.is_symlink():
+            raise UserError(f"{what}: {path} is a symbolic link; glassnet made no such file")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        self.file = os.fdopen(fd, "a+")  # held for the run's life
         try:
             import fcntl
         except ImportError:  # Windows: the folder's exclusive creation is the only guard
@@ -159,9 +177,22 @@ class RunWriter:
         self.path = partial_dir(self.final)
         self.resumed = resume
         where = f"--out {self.final}"
+        # Never write through a symbolic link: a link at --out, or one planted where the
+        # partial folder goes, would send the run (and a resume) somewhere else.
+        for p, what in ((self.final, where), (self.path, f"{where}: {self.path}")):
+            if p.is_symlink():
+                raise UserError(
+                    f"{what} is a symbolic link; glassnet writes only into a real folder it "
+                    "made (give another path, or remove the link)"
+                )
         if resume:
             if not self.path.is_dir():
                 raise UserError(f"{self.final}: no interrupted run to resume ({self.path} absent)")
+            if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
+                raise UserError(
+                    f"{self.final}: already a finished run; {self.path} is left over from an "
+                    "earlier attempt and is not resumed (delete it)"
+                )
             self._lock = _Lock(self.path, str(self.final))
             return
         if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
@@ -214,7 +245,7 @@ class RunWriter:
     def csv(self, name: str, rows: list[dict[str, Any]]) -> Path:
         """Write a list of dicts as CSV (columns from the first row) and return its path."""
         p = self.file(name)
-        with p.open("w", newline="") as f:
+        with _open_new(p, "w", newline="") as f:
             if rows:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]))
                 w.writeheader()
@@ -225,7 +256,8 @@ class RunWriter:
         """Save a matplotlib figure as PNG and return its path (glassnet's figures are not
         registered with pyplot, so there is nothing to close)."""
         p = self.file(name)
-        fig.savefig(p, dpi=110, bbox_inches="tight")
+        with _open_new(p) as f:
+            fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
         return p
 
     def weights(self, module: torch.nn.Module, name: str = "weights.pt") -> Path:

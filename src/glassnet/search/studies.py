@@ -10,12 +10,14 @@ lost or run twice.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 from skorch.callbacks import Callback
 
 from glassnet.errors import UserError
+from glassnet.redact import mask_url
 
 __all__ = [
     "PRUNERS",
@@ -96,11 +98,13 @@ def open_study(
             load_if_exists=True,
         )
     except Exception as e:  # noqa: BLE001 - database drivers raise many types
-        raise UserError(f"--storage {storage}: cannot open the study ({_reason(e)})") from None
+        raise UserError(
+            f"--storage {mask_url(storage)}: cannot open the study ({_reason(e)})"
+        ) from None
     signature = json.dumps({k: list(v) for k, v in sorted(space.items())})
     if study.direction.name.lower() != direction:
         raise UserError(
-            f"--study-name {study.study_name}: exists in {storage} and is "
+            f"--study-name {study.study_name}: exists in {mask_url(storage)} and is "
             f"{study.direction.name.lower()}d, not {direction}d; choose another name"
         )
     saved = study.user_attrs.get("glassnet_space")
@@ -108,7 +112,7 @@ def open_study(
         study.set_user_attr("glassnet_space", signature)
     elif saved != signature:
         raise UserError(
-            f"--study-name {study.study_name}: exists in {storage} with another search "
+            f"--study-name {study.study_name}: exists in {mask_url(storage)} with another search "
             f"space ({saved}); choose another name"
         )
     return study
@@ -118,8 +122,8 @@ def storage_from_url(url: str) -> Any:
     import optuna
 
     if "://" not in url:
-        raise UserError(f"--storage {url}: not a database URL (e.g. sqlite:///study.db, "
-                        "postgresql://user:password@host/db)")  # fmt: skip
+        raise UserError(f"--storage {mask_url(url)}: not a database URL (e.g. "
+                        "sqlite:///study.db, postgresql://user@host/db)")  # fmt: skip
     if url.startswith(("postgresql://", "postgres://")):
         # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; glassnet ships psycopg2
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
@@ -134,12 +138,14 @@ def storage_from_url(url: str) -> Any:
             # finds them made once it tries again. Anything else is the URL's fault.
             racing = any(w in str(e) for w in ("UNIQUE constraint", "already exists", "locked"))
             if not racing or attempt == 5:
-                raise UserError(f"--storage {url}: cannot open ({_reason(e)})") from None
+                raise UserError(f"--storage {mask_url(url)}: cannot open ({_reason(e)})") from None
             time.sleep(0.2 * (attempt + 1))
 
 
 def _reason(e: Exception) -> str:
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    # a driver's message may quote the URL it was given: never its password
+    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
     return text.split(" (Background on this error")[0][:200]
 
 

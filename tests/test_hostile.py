@@ -1,0 +1,125 @@
+"""Hostile and unlucky users: secrets never written or printed, nothing written through a
+symbolic link or outside --out, a report never overwrites what glassnet did not write."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from glassnet.cli import main
+
+
+def _tree(root: Path, skip: Path | None = None) -> dict[str, str]:
+    """Every file under ``root`` (links not followed) and its SHA-256, ``skip`` left out."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            p = Path(dirpath) / f
+            if skip is not None and (p == skip or skip in p.parents):
+                continue
+            out[str(p)] = "link" if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _regress(small_csvs, out, *extra):
+    tr, te = small_csvs
+    return ["regression", "--train", str(tr), "--test", str(te), "--hidden", "8", "--search",
+            "none", "--epochs", "5", "--quiet", "--out", str(out), *extra]  # fmt: skip
+
+
+def _one_line_refusal(capsys, code, rc=2, needle=""):
+    err = capsys.readouterr().err.strip()
+    assert code == rc and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert needle in err, err
+    return err
+
+
+@pytest.mark.slow
+def test_database_password_is_never_written_or_printed(postgres_url, small_csvs, tmp_path, capsys):
+    secret = "s3cretPW-7f1c"
+    url = postgres_url.replace("postgres@", f"postgres:{secret}@")  # trust auth accepts it
+    out = tmp_path / "run"
+    tr, te = small_csvs
+    args = ["regression", "--train", str(tr), "--test", str(te), "--hidden", "8", "--cv", "3",
+            "--search", "tpe", "--n-trials", "2", "--trial-batch", "2", "--max-epochs", "20",
+            "--storage", url, "--study-name", "secret-test", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    assert main(["report", str(out), "-o", str(tmp_path / "report.html")]) == 0
+    printed2 = capsys.readouterr()
+    for text in (printed.out, printed.err, printed2.out, printed2.err):
+        assert secret not in text
+    assert "postgres:***@" in printed.out  # the summary names the storage, masked
+    files = [p for p in out.rglob("*") if p.is_file()] + [tmp_path / "report.html"]
+    assert len(files) > 5
+    for p in files:
+        assert secret.encode() not in p.read_bytes(), p
+    # a storage that cannot be opened: the error names it, masked
+    bad = f"postgresql://alice:{secret}@127.0.0.1:1/none"
+    code = main(_regress(small_csvs, tmp_path / "x", "--search", "tpe", "--storage", bad))
+    err = _one_line_refusal(capsys, code, needle="alice:***@127.0.0.1:1")
+    assert secret not in err
+
+
+def test_out_that_is_a_symbolic_link_is_refused_before_training(small_csvs, tmp_path, capsys):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    for name, to in (("to_empty", target), ("dangling", tmp_path / "nothing")):
+        link = tmp_path / name
+        link.symlink_to(to)
+        before = _tree(tmp_path)
+        code = main(_regress(small_csvs, link))
+        _one_line_refusal(capsys, code, needle="is a symbolic link")
+        assert _tree(tmp_path) == before and not any(target.iterdir())
+        assert not (tmp_path / "nothing").exists()
+
+
+def test_planted_partial_link_is_never_followed(small_csvs, tmp_path, capsys):
+    # A finished run elsewhere, and a link to it planted where --out's partial folder goes:
+    # neither the run nor the resume it recommends may touch the victim.
+    victim = tmp_path / "victim"
+    assert main(_regress(small_csvs, victim)) == 0
+    capsys.readouterr()
+    (tmp_path / ".x.partial").symlink_to(victim)
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, main(_regress(small_csvs, tmp_path / "x")), needle="symbolic link")
+    _one_line_refusal(capsys, main(["resume", str(tmp_path / "x")]), needle="symbolic link")
+    assert _tree(tmp_path) == before
+
+
+def test_resume_refuses_a_partial_beside_a_finished_run(small_csvs, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(_regress(small_csvs, out)) == 0
+    capsys.readouterr()
+    stale = tmp_path / ".r.partial"
+    stale.mkdir()
+    (stale / "config.json").write_text((out / "config.json").read_text())
+    before = _tree(tmp_path)
+    code = main(["resume", str(out)])
+    _one_line_refusal(capsys, code, needle="already a finished run")
+    assert _tree(tmp_path) == before
+
+
+def test_report_never_overwrites_what_glassnet_did_not_write(small_csvs, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(_regress(small_csvs, run)) == 0
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    for target in (run / "config.json", run, tmp_path / "notes.html"):
+        if target.name == "notes.html":
+            target.write_text("<html>my notes</html>")
+            before = _tree(tmp_path)
+        code = main(["report", str(run), "-o", str(target)])
+        _one_line_refusal(capsys, code, needle="is not a report glassnet wrote")
+        assert _tree(tmp_path) == before
+    link = tmp_path / "link.html"
+    link.symlink_to(run / "metrics.json")
+    before = _tree(tmp_path)
+    _one_line_refusal(capsys, main(["report", str(run), "-o", str(link)]), needle="not a report")
+    assert _tree(tmp_path) == before and link.is_symlink()
+    # a report glassnet wrote is replaced (reports are rebuilt as runs are added)
+    mine = tmp_path / "report.html"
+    assert main(["report", str(run), "-o", str(mine)]) == 0
+    assert main(["report", str(run), str(run), "-o", str(mine)]) == 0
+    assert mine.read_text().count('<meta name="generator" content="glassnet">') == 1
