@@ -9,7 +9,7 @@ import torch
 
 from glassnet.baselines import fit_gaussian_process
 from glassnet.cli import main
-from glassnet.errors import UserError
+from glassnet.errors import NoModelError, UserError
 from glassnet.experiments.regression import run_regression
 from glassnet.introspection import band_coverage, fold_band, spread_inside_gaps
 from glassnet.models import MLP, RegressionEnsemble
@@ -112,7 +112,7 @@ def test_patience_stops_candidates_and_diverged_ones_fail():
     assert s.failed_[by_lr[50.0]] and np.isnan(s.cv_results_["mean_test_score"][by_lr[50.0]])
     assert s.best_params_["lr"] == 1e-4
     assert s.member_epochs_ < 2 * 2 * 400  # members left before the cap
-    with pytest.raises(FloatingPointError, match="every candidate diverged"):
+    with pytest.raises(NoModelError, match="every candidate diverged"):
         EnsembleSearchCV({"lr": [50.0]}, hidden=(16,), n_iter=1, cv=2, max_epochs=50).fit(x, y)
 
 

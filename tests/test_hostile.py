@@ -123,3 +123,73 @@ def test_report_never_overwrites_what_glassnet_did_not_write(small_csvs, tmp_pat
     assert main(["report", str(run), "-o", str(mine)]) == 0
     assert main(["report", str(run), str(run), "-o", str(mine)]) == 0
     assert mine.read_text().count('<meta name="generator" content="glassnet">') == 1
+
+
+def test_class_names_are_drawn_literally():
+    # A '$' in a class name starts no formula: the figure is drawn, with the name as written.
+    import io
+
+    import numpy as np
+
+    from glassnet.plots.classification import plot_confusion_matrix
+
+    names = ["$\\frac{$", "b$x$", "c"]
+    fig, ax = plot_confusion_matrix(np.eye(3, dtype=int) * 5, names)
+    fig.savefig(io.BytesIO(), format="png")
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == names
+
+
+@pytest.mark.parametrize("extra", [["--search", "deep-ensemble", "--adam-lr", "1e30"],
+                                   ["--search", "none", "--lr", "1e6", "--momentum", "0.99"]])
+def test_settings_that_train_nothing_are_one_line_and_exit_1(small_csvs, tmp_path, capsys, extra):
+    tr, te = small_csvs
+    out = tmp_path / "d"
+    code = main(["regression", "--train", str(tr), "--test", str(te), "--hidden", "8",
+                 "--ensemble-epochs", "30", "--epochs", "30", "--quiet", "--out", str(out),
+                 *extra])  # fmt: skip
+    _one_line_refusal(capsys, code, rc=1, needle="diverged")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv"]  # no run
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hidden", "0"], "--hidden must be one or more positive widths"),
+        (["--hidden", "100000", "100000"], "the limit is 50,000,000"),
+        (["--seed", "-1"], "--seed must be in [0, 4294967295]"),
+        (["--search", "tpe", "--n-trials", "0"], "no such study"),
+    ],
+)
+def test_settings_checked_before_work(small_csvs, tmp_path, capsys, args, message):
+    code = main(_regress(small_csvs, tmp_path / "o", *args))
+    _one_line_refusal(capsys, code, needle=message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv"]
+
+
+def test_classify_settings_checked_before_work(tmp_path, capsys):
+    for args, message in ((["--hidden", "-5"], "positive widths"),
+                          (["--seed", "-1"], "--seed must be in")):  # fmt: skip
+        code = main(["classify", "--model", "mlp", "--quiet", "--out", str(tmp_path / "c"),
+                     *args])  # fmt: skip
+        _one_line_refusal(capsys, code, needle=message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_of_a_damaged_metrics_json_is_one_line(small_csvs, tmp_path, capsys):
+    import json
+
+    run = tmp_path / "run"
+    assert main(_regress(small_csvs, run)) == 0
+    capsys.readouterr()
+    good = json.loads((run / "metrics.json").read_text())
+    for key, value in (("test_mse", "0.1"), ("train_mse", None), ("test_accuracy", "97%")):
+        bad = {**good, key: value}
+        (run / "metrics.json").write_text(json.dumps(bad))
+        code = main(["report", str(run), "-o", str(tmp_path / "r.html")])
+        _one_line_refusal(capsys, code, needle=f"'{key}' should be a number")
+    del good["test_mse"]
+    (run / "metrics.json").write_text(json.dumps(good))
+    code = main(["report", str(run), "-o", str(tmp_path / "r.html")])
+    _one_line_refusal(capsys, code, needle="missing 1 required")
+    assert not (tmp_path / "r.html").exists()

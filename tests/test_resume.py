@@ -361,3 +361,38 @@ def test_json_summary_is_one_object_on_stdout(tmp_path, capsys):
     summary = json.loads(captured.out)  # the whole of stdout is one JSON object
     assert summary["run_dir"] == str(out)
     assert summary["metrics"] == json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("edit", [{"hidden": [32]}, {"kind": "regression"}, {"epochs": 9},
+                                  {"max_train": 100}])  # fmt: skip
+def test_resume_refuses_an_edited_config(tmp_path, capsys, monkeypatch, edit):
+    """config.json changed in the partial folder after the run started: resume refuses in one
+    line before any work, and the interrupted run is left as it was."""
+    import hashlib
+
+    import glassnet.checkpoints as ckpt
+
+    data = make_idx_folder(tmp_path / "bars", n_train=200, n_test=50, n_classes=5)
+    real_end = ckpt.Checkpointer.on_epoch_end
+
+    def interrupt(self, net, **kw):
+        real_end(self, net, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.Checkpointer, "on_epoch_end", interrupt)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        run_classification(_tiny(data), out=out)
+    monkeypatch.setattr(ckpt.Checkpointer, "on_epoch_end", real_end)
+    config = partial_dir(out) / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **edit}))
+
+    def snapshot():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in partial_dir(out).iterdir() if p.is_file()}  # fmt: skip
+
+    before = snapshot()
+    assert main(["resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "changed since the run started" in err
+    assert snapshot() == before and not out.exists()

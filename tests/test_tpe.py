@@ -249,3 +249,23 @@ def test_interrupted_tpe_run_resumes_from_its_study(small_csvs, tmp_path, monkey
     assert states.count("FAIL") == 3  # the interrupted batch, marked so
     assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 6
     assert res.metrics.n_candidates == 6
+
+
+def test_every_trial_diverging_is_one_error_and_one_diverging_is_listed():
+    from glassnet.errors import NoModelError
+
+    X, y = _data()
+    space = {"lr": ("float", 1e4, 1e5, True), "optimizer__momentum": ("float", 0.9, 0.95, False),
+             "optimizer__weight_decay": ("float", 1e-5, 1e-4, True)}  # fmt: skip
+    with pytest.raises(NoModelError, match="every trial diverged"):
+        _search(space=space, n_trials=2, batch=2).fit(X, y)
+    mixed = _search(n_trials=1, batch=1).set_params(space={
+        "lr": ("categorical", [0.01, 1e5]), "optimizer__momentum": ("float", 0.9, 0.9, False),
+        "optimizer__weight_decay": ("float", 1e-4, 1e-4, False),
+    })  # fmt: skip
+    mixed.set_params(n_trials=4, batch=4).fit(X, y)
+    lrs = [p["lr"] for p in mixed.cv_results_["params"]]
+    scores = mixed.cv_results_["mean_test_score"]
+    assert 1e5 in lrs and 0.01 in lrs  # both drawn in 4 trials (seeded)
+    assert all(np.isnan(s) for lr, s in zip(lrs, scores) if lr == 1e5)
+    assert mixed.best_params_["lr"] == 0.01

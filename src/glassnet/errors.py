@@ -1,6 +1,6 @@
 """The exceptions the CLI reports politely: a mistake in the user's input, an interruption."""
 
-__all__ = ["UserError", "DivergedError", "TrainingInterrupted", "require"]
+__all__ = ["UserError", "DivergedError", "NoModelError", "TrainingInterrupted", "require"]
 
 
 class UserError(Exception):
@@ -9,6 +9,12 @@ class UserError(Exception):
 
 class DivergedError(RuntimeError):
     """Training produced a non-finite loss; searches score such a candidate as failed (NaN)."""
+
+
+class NoModelError(RuntimeError):
+    """A search or fit ended with nothing to return: every candidate (member, trial) diverged,
+    or a study has no finished trial. The one failure every search raises, as scikit-learn's
+    searches score single failures (NaN, listed) and fail only when nothing is left."""
 
 
 class TrainingInterrupted(BaseException):

@@ -49,10 +49,22 @@ class _Result:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]):
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        kw = {k: v for k, v in d.items() if k in names}
+        """Read back ``to_json``'s dict; ValueError names a field of the wrong type or a missing
+        one (a hand-edited or damaged metrics.json)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        kinds = {f.name: str(f.type) for f in fields(cls)}  # type: ignore[arg-type]
+        kw = {k: v for k, v in d.items() if k in kinds}
+        for k, v in kw.items():
+            numeric = kinds[k].split(" |")[0] in ("float", "int")
+            is_number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if numeric and not (is_number or (v is None and "None" in kinds[k])):
+                raise ValueError(f"{k!r} should be a number, not {str(v)[:40]!r}")
         kw["data"] = _data_from_json(d)
-        return cls(**kw)
+        try:
+            return cls(**kw)
+        except TypeError as e:  # a required field missing
+            raise ValueError(str(e).split("__init__() ")[-1]) from None
 
 
 def _plain(v: Any) -> Any:

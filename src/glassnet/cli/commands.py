@@ -13,7 +13,7 @@ from typing import Any
 
 from glassnet.cli.parser import build_parser
 from glassnet.cli.summary import classify_summary, regression_summary, reproduce_summary
-from glassnet.errors import TrainingInterrupted, UserError
+from glassnet.errors import DivergedError, NoModelError, TrainingInterrupted, UserError
 
 __all__ = ["main"]
 
@@ -44,6 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"glassnet: error: {e}", file=sys.stderr)
         return 2
+    except (NoModelError, DivergedError) as e:  # the settings trained nothing usable
+        what = f"training diverged ({e})" if isinstance(e, DivergedError) else str(e)
+        print(f"glassnet: error: {what}; lower the learning rate (--lr, --adam-lr)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except (KeyboardInterrupt, TrainingInterrupted):
         print(f"glassnet: interrupted ({signals.name}); {_kept(args)}", file=sys.stderr)
         return 128 + signals.number
@@ -285,7 +290,7 @@ def _rerun(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     """Continue an interrupted run from its partial folder (checkpoint, finished parts)."""
-    from glassnet.runs import final_dir, partial_dir, read_json
+    from glassnet.runs import check_settings_unchanged, final_dir, partial_dir, read_json
     from glassnet.runs.load import config_from_run
 
     final = final_dir(args.run)
@@ -295,6 +300,7 @@ def _resume(args: argparse.Namespace) -> int:
             raise UserError(f"{final}: finished already; there is nothing to resume")
         raise UserError(f"{args.run}: no interrupted run to resume (no {partial})")
     args.run_out = final
+    check_settings_unchanged(partial)  # before any work
     saved = read_json(partial / "config.json")
     kind = saved.get("kind") if isinstance(saved, dict) else None
     progress = _progress(args)

@@ -24,6 +24,7 @@ from glassnet.checkpoints import Checkpointer
 from glassnet.data.batches import AugmentLoader, InMemoryLoader
 from glassnet.errors import require
 from glassnet.events import TensorBoardLog
+from glassnet.limits import net_checks, seed_check
 from glassnet.models import MLP, LeNet5
 from glassnet.progress import Progress
 from glassnet.search.studies import PRUNERS
@@ -185,6 +186,8 @@ class ClassificationConfig:
                 self.max_train is None or self.max_train >= 20,
                 f"--max-train must be >= 20, got {self.max_train}",
             ),
+            *(net_checks(tuple(self.hidden), 28 * 28, 10) if self.model == "mlp" else []),
+            seed_check(self.seed),
         ]
         require(checks)
         check_device(self.device)

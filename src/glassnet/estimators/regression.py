@@ -17,6 +17,7 @@ from sklearn.model_selection import KFold
 
 from glassnet.data.batches import InMemoryLoader
 from glassnet.errors import UserError, require
+from glassnet.limits import net_checks, seed_check
 from glassnet.models import ACTIVATIONS, MLP, RegressionEnsemble
 from glassnet.progress import Progress
 from glassnet.search.cv import BlockedKFold
@@ -146,10 +147,8 @@ class RegressionConfig:
                 f"--n-jobs {self.n_jobs}: only --search random and grid run fits in parallel "
                 f"(--search {self.search} trains all its members as one computation)",
             ),
-            (
-                len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
-                f"--hidden must be one or more positive widths, got {self.hidden}",
-            ),
+            *net_checks(tuple(self.hidden), 1, 1, copies=self.members_at_once()),
+            seed_check(self.seed),
             (
                 self.activation in ACTIVATIONS,
                 f"--activation must be one of {', '.join(ACTIVATIONS)}",
@@ -157,6 +156,16 @@ class RegressionConfig:
         ]
         require(checks)
         check_device(self.device)
+
+    def members_at_once(self) -> int:
+        """How many nets the search trains side by side (what its memory scales with)."""
+        if self.search == "deep-ensemble":
+            return self.members
+        if self.search in ("ensemble", "population"):
+            return self.candidates() * self.cv
+        if self.search == "tpe":
+            return self.trial_batch * self.cv
+        return 1
 
     def candidates(self) -> int:
         """How many candidates the random searches draw (``n_iter``, or the search's default)."""

@@ -15,7 +15,7 @@ from sklearn.exceptions import FitFailedWarning
 from glassnet.baselines import fit_gaussian_process
 from glassnet.data.regression import RegressionData, find_gaps, input_grid
 from glassnet.data.sources import load_regression
-from glassnet.errors import DivergedError, UserError
+from glassnet.errors import NoModelError, UserError
 from glassnet.estimators import (
     RegressionConfig,
     make_deep_ensemble,
@@ -25,6 +25,7 @@ from glassnet.estimators import (
 )
 from glassnet.events import write_curves
 from glassnet.introspection import fold_band
+from glassnet.limits import MAX_REGRESSION_ROWS
 from glassnet.metrics import regression_scores
 from glassnet.progress import Progress
 from glassnet.redact import mask_url, public_settings
@@ -84,6 +85,11 @@ def run_regression(
     progress = progress or Progress()
     cfg.validate()
     data = data or load_regression(cfg.train, cfg.test, cfg.data_dir)
+    if len(data.x_train) > MAX_REGRESSION_ROWS:  # refused before any work, not after
+        raise UserError(
+            f"training data ({data.source}) has {len(data.x_train):,} rows; a regression run "
+            f"holds at most {MAX_REGRESSION_ROWS:,} (subsample it first)"
+        )
     if cfg.search != "none" and len(data.x_train) < cfg.cv:
         raise UserError(
             f"training data ({data.source}) has {len(data.x_train)} rows, "
@@ -105,8 +111,6 @@ def run_regression(
                 fit = _single_net(cfg, data, progress)
         except NotBatchableError as e:
             raise UserError(f"--search {cfg.search}: {e}; use --search random") from None
-        except DivergedError as e:
-            raise UserError(f"training diverged ({e}); lower --lr or --momentum") from None
         finally:
             progress.close()
         gp = fit_gaussian_process(data.x_train, data.y_train, cfg.seed)  # the baseline
@@ -144,10 +148,7 @@ def run_regression(
 def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
     """The default: nets from different seeds on all the data (Adam), averaged."""
     est = make_deep_ensemble(cfg, progress)
-    try:
-        est.fit(_as_column(data.x_train), data.y_train)
-    except FloatingPointError as e:
-        raise UserError(f"--search deep-ensemble: {e} (--adam-lr)") from None
+    est.fit(_as_column(data.x_train), data.y_train)
     metrics = {
         "best_params": {"optimizer": "adam", "lr": cfg.adam_lr, "penalty": cfg.penalty,
                         "max_epochs": cfg.ensemble_epochs},  # fmt: skip
@@ -164,10 +165,7 @@ def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progre
 def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
     """SGD candidates x blocked folds: the fold models of the best (candidate, epoch)."""
     search = make_ensemble_search(cfg, len(data.x_train), progress)
-    try:
-        search.fit(_as_column(data.x_train), data.y_train)
-    except FloatingPointError as e:
-        raise UserError(f"--search ensemble: {e}") from None
+    search.fit(_as_column(data.x_train), data.y_train)
     rows = cv_rows(search.cv_results_)
     metrics = {
         "n_candidates": len(rows),
@@ -244,7 +242,7 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
             search.fit(X, y)
         summary = search_summary(search.cv_results_)
         if summary["n_failed"] == summary["n_candidates"]:
-            raise UserError("every search candidate diverged; try a smaller learning rate range")
+            raise NoModelError("every search candidate diverged (NaN/inf loss)")
         net, best = search.best_estimator_, search.best_params_
         table = cv_rows(search.cv_results_)
         metrics.update(summary, cv_mse=-float(search.best_score_))

@@ -23,6 +23,9 @@ RC = {
     "axes.labelsize": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
+    # labels (class names, file names) are shown as written: a '$' starts no formula, so a
+    # class named '$\frac{$' is drawn literally instead of failing the figure after training
+    "text.parse_math": False,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -163,7 +163,10 @@ def _other_data(m: RegressionMetrics | ClassificationMetrics) -> bool:
 def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     """One run's section of the report, its link, and its row of the summary table."""
     cfg = read_json(run / "config.json")
-    m = metrics_from_json(read_json(run / "metrics.json"))
+    try:
+        m = metrics_from_json(read_json(run / "metrics.json"))
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{run / 'metrics.json'}: {e}; the run folder is damaged") from None
     key = _run_key(cfg)
     title = {
         "regression": _regression_title(cfg),

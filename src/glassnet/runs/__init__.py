@@ -7,6 +7,7 @@ it builds nets, so it sits above the estimators, while writing sits below them.
 from glassnet.runs.folder import (
     RunWriter,
     atomic_write,
+    check_settings_unchanged,
     default_run_dir,
     final_dir,
     load_state_dict,
@@ -20,6 +21,7 @@ from glassnet.runs.folder import (
 __all__ = [
     "RunWriter",
     "atomic_write",
+    "check_settings_unchanged",
     "default_run_dir",
     "final_dir",
     "partial_dir",

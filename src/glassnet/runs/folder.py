@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from glassnet.errors import UserError
+from glassnet.errors import DivergedError, NoModelError, UserError
 
 __all__ = [
     "RunWriter",
     "atomic_write",
+    "check_settings_unchanged",
     "default_run_dir",
     "final_dir",
     "partial_dir",
@@ -129,6 +130,27 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_DIGEST = ".config.sha256"  # beside config.json: what the run was started with
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_settings_unchanged(folder: Path) -> None:
+    """Refuse (UserError) to resume a partial folder whose config.json is not the one its run
+    wrote: a checkpoint continued under other settings (another split, schedule, width or
+    kind of run) would end as a run nobody asked for."""
+    config, digest = folder / "config.json", folder / _DIGEST
+    if config.exists() and digest.exists() and _digest(config) != digest.read_text().strip():
+        raise UserError(
+            f"{config}: changed since the run started; resume continues only the run as it "
+            f"was started (restore the file, or start a new run)"
+        )
+
+
 class _Lock:
     """An exclusive lock on ``folder/.lock``, held while a process writes the folder; the
     operating system releases it when the process dies, however it dies."""
@@ -193,6 +215,7 @@ class RunWriter:
                     f"{self.final}: already a finished run; {self.path} is left over from an "
                     "earlier attempt and is not resumed (delete it)"
                 )
+            check_settings_unchanged(self.path)
             self._lock = _Lock(self.path, str(self.final))
             return
         if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
@@ -221,10 +244,13 @@ class RunWriter:
             self._lock.release()
             if self.resumed:  # a resume that fails leaves the interrupted run as it was
                 return
-            if issubclass(exc_type, UserError) or not self.file("config.json").exists():
+            # bad input, or settings that trained nothing: there is nothing to resume
+            dead_end = issubclass(exc_type, (UserError, NoModelError, DivergedError))
+            if dead_end or not self.file("config.json").exists():
                 shutil.rmtree(self.path, ignore_errors=True)
             return
         self.file("checkpoint.pt").unlink(missing_ok=True)  # the finished run needs none
+        self.file(_DIGEST).unlink(missing_ok=True)
         self.file(".lock").unlink(missing_ok=True)
         self._lock.release()
         if self.final.exists():  # an empty folder we were allowed to fill
@@ -239,7 +265,12 @@ class RunWriter:
     def json(self, name: str, obj: Any) -> Path:
         """Write ``obj`` as indented JSON (atomically) and return its path."""
         p = self.file(name)
-        atomic_write(p, (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
+        data = (json.dumps(to_jsonable(obj), indent=2) + "\n").encode()
+        atomic_write(p, data)
+        if name == "config.json":  # what resume checks the settings against
+            import hashlib
+
+            atomic_write(self.file(_DIGEST), hashlib.sha256(data).hexdigest().encode())
         return p
 
     def csv(self, name: str, rows: list[dict[str, Any]]) -> Path:

@@ -34,6 +34,7 @@ from sklearn.linear_model import BayesianRidge
 from sklearn.utils.validation import check_is_fitted
 
 from glassnet.activations import BATCHABLE_ACTIVATIONS
+from glassnet.errors import NoModelError
 from glassnet.models import MLP, RegressionEnsemble
 from glassnet.progress import Progress
 from glassnet.rng import seeded
@@ -41,11 +42,7 @@ from glassnet.search.adapter import NotBatchableError
 from glassnet.search.engine import Population, epoch_batches
 from glassnet.search.optimizers import OPTIMIZERS
 
-__all__ = ["DeepEnsembleRegressor", "EnsembleDivergedError"]
-
-
-class EnsembleDivergedError(FloatingPointError):
-    """Every member's training loss turned NaN/inf: there is no model to return."""
+__all__ = ["DeepEnsembleRegressor"]
 
 
 class DeepEnsembleRegressor(RegressorMixin, BaseEstimator):
@@ -111,9 +108,7 @@ class DeepEnsembleRegressor(RegressorMixin, BaseEstimator):
         self.train_seconds_ = time.perf_counter() - t0
         alive = [r for r, m in enumerate(pop.ids) if not self.failed_[m]]
         if not alive:
-            raise EnsembleDivergedError(
-                f"every member's training loss turned NaN/inf (lr={self.lr}); lower lr"
-            )
+            raise NoModelError(f"every member diverged (training loss NaN/inf at lr={self.lr})")
         members = [pop.module(r, self._blank(X.shape[1], y.shape[1])).eval() for r in alive]
         last = bayesian_last_layer(members, Xs, ys) if self.last_layer == "bayes" else {}
         self.ensemble_ = RegressionEnsemble(

@@ -29,6 +29,7 @@ from sklearn.model_selection import ParameterSampler, check_cv
 from sklearn.utils.validation import check_is_fitted
 
 from glassnet.activations import BATCHABLE_ACTIVATIONS
+from glassnet.errors import NoModelError
 from glassnet.models import MLP, RegressionEnsemble
 from glassnet.progress import Progress
 from glassnet.rng import seeded
@@ -249,7 +250,7 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         var = self.y_scale_**2
         mse = np.where(st["failed"], np.nan, st["best"] * var)
         if np.isnan(mse).all():
-            raise FloatingPointError("every candidate diverged; try smaller learning rates")
+            raise NoModelError("every candidate diverged (NaN/inf loss); lower the learning rates")
         n_cand = len(self.candidates_)
         filled = np.where(np.isnan(mse), np.inf, mse)
         order = np.argsort(filled, kind="stable")

@@ -79,15 +79,23 @@ def open_study(
     space: dict[str, tuple],
     sampler: Any,
     pruner: Any,
+    must_exist: bool = False,
 ) -> Any:
     """Create or load the study; refuse (UserError) a storage that cannot be opened, or an
-    existing study searched in the other direction or over another space."""
+    existing study searched in the other direction or over another space; with
+    ``must_exist``, a study that is not there yet."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # glassnet reports progress itself
     rdb = None
     if storage is not None:
         rdb = storage_from_url(storage)
+    if must_exist:  # checked before create_study, which would leave an empty study behind
+        names = optuna.study.get_all_study_names(rdb) if rdb is not None else []
+        if study_name not in names:
+            where = mask_url(storage) if storage else "memory"
+            raise UserError(f"--study-name {study_name}: no such study in {where} to refit "
+                            "(--n-trials 0 refits an existing study's best trial)")  # fmt: skip
     try:
         study = optuna.create_study(
             storage=rdb,

@@ -25,6 +25,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import check_cv
 
+from glassnet.errors import NoModelError
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.engine import Population, epoch_batches, validation_batch
@@ -102,7 +103,8 @@ class TPESearchCV(BaseEstimator):
         sampler = optuna.samplers.TPESampler(seed=self.random_state, multivariate=True,
                                              n_startup_trials=self.batch)  # fmt: skip
         pruner = make_pruner(self.pruner, self.min_epochs, self.max_epochs, self.batch)
-        self.study_ = open_study(self.storage, self.study_name, "minimize", space, sampler, pruner)
+        self.study_ = open_study(self.storage, self.study_name, "minimize", space, sampler,
+                                 pruner, must_exist=self.n_trials == 0)  # fmt: skip
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
         spec = NetSpec(self.estimator, set(space) | {"max_epochs"})
@@ -238,10 +240,10 @@ class TPESearchCV(BaseEstimator):
         done = [t for t in self.study_.get_trials(deepcopy=False)
                 if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
         if not done:
-            raise ValueError("the study has no finished trial to refit; run some trials first")
+            raise NoModelError(f"study {self.study_.study_name!r} has no finished trial to refit")
         best = best_trial(done)
         if not math.isfinite(trial_mse(best)):
-            raise FloatingPointError("every trial diverged; try smaller learning rates")
+            raise NoModelError("every trial diverged (NaN/inf loss); lower the learning rates")
         self.best_trial_ = best
         self.best_params_ = trial_params(best)
         self.best_score_ = -trial_mse(best)
