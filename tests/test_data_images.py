@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import http.server
 import threading
+import time
 from functools import partial
 
 import numpy as np
@@ -174,3 +175,58 @@ def test_download_cli_with_mirror_and_errors(server, tmp_path, capsys, monkeypat
     assert main(["data", "download", "mnist", "--to", str(tmp_path / "e"), "--mirror", url]) == 2
     err = capsys.readouterr().err
     assert "could not download train-labels-idx1-ubyte" in err and len(err.splitlines()) == 1
+
+
+_BOMB = gzip.compress(b"\0" * (50 << 20), compresslevel=9)  # ~50 KB that inflate to 50 MB
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A mirror that misbehaves: /endless streams forever, /bomb.gz inflates far past its file's
+    size, /slow sends a byte now and then."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        try:
+            if "endless" in self.path:
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+            elif "bomb" in self.path:
+                self.wfile.write(_BOMB)
+            else:
+                for _ in range(200):
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.mark.parametrize("path, message, expect", [
+    ("endless/", "larger than the expected", 10_000),
+    ("bomb/", "decompresses past the expected", 10_000),
+    ("slow/", "not complete after 1 s", 10_000),
+])  # fmt: skip
+def test_download_limits_hold_whatever_the_mirror_sends(tmp_path, path, message, expect):
+    import tracemalloc
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/{path}"
+    stem = MNIST_FILES["train_labels"]
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(UserError, match=message):
+            download_mnist(tmp_path / "c", mirrors=[url], expected={stem: "0" * 64},
+                           sizes={stem: expect}, deadline=1.0)  # fmt: skip
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        httpd.shutdown()
+    assert peak < 8 << 20  # bounded: never the stream, never the inflated bomb
+    assert time.monotonic() - t0 < 30
+    assert [p.name for p in (tmp_path / "c").iterdir()] == []  # nothing left behind

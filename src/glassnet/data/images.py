@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,16 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
+# Their decompressed sizes: a download is refused once it passes its file's size (an endless
+# or wrong stream), and decompression stops there (a gzip bomb); any other file, at MAX_DOWNLOAD.
+MNIST_BYTES = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
+MAX_DOWNLOAD = 64 << 20
+DOWNLOAD_DEADLINE = 600.0  # seconds per file, however slowly a server trickles
 CACHE_ENV = "GLASSNET_CACHE"
 
 
@@ -236,13 +246,17 @@ def download_mnist(
     expected: dict[str, str] = MNIST_SHA256,
     timeout: float = 60.0,
     on_progress: Callable[[str, int, int | None], None] | None = None,
+    *,
+    sizes: dict[str, int] = MNIST_BYTES,
+    deadline: float = DOWNLOAD_DEADLINE,
 ) -> Path:
     """Download the four MNIST files into ``dest`` (default: the cache) and return the folder.
 
     Each file is streamed into a temporary file beside its destination, decompressed and checked
     against its SHA-256, and only then moved into place (as the decompressed IDX), so an
     interrupted or corrupt download never counts as present. Files already present and correct
-    are kept.
+    are kept. Limits, whatever a mirror sends: a file's download and its decompression stop at
+    its expected size (``sizes``; else MAX_DOWNLOAD), and each file has ``deadline`` seconds.
     """
     dest = Path(dest) if dest is not None else cache_dir() / "mnist"
     try:
@@ -256,10 +270,11 @@ def download_mnist(
         errors = []
         for base in mirrors:
             url = base + stem + ".gz"
+            limit = sizes.get(stem, MAX_DOWNLOAD)
             try:
-                raw = _fetch(url, dest, timeout, on_progress)
-                data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-            except (urllib.error.URLError, OSError, EOFError, ValueError) as e:
+                raw = _fetch(url, dest, timeout, on_progress, limit + (1 << 20), deadline)
+                data = _gunzip(raw, limit) if raw[:2] == b"\x1f\x8b" else raw
+            except (urllib.error.URLError, OSError, EOFError, ValueError, zlib.error) as e:
                 errors.append(f"{url}: {getattr(e, 'reason', e)}")
                 continue
             if _sha256(data) != sha:
@@ -275,19 +290,43 @@ def download_mnist(
     return dest
 
 
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Decompress gzip ``raw``, refusing output past ``limit`` bytes (never inflating more)."""
+    d = zlib.decompressobj(wbits=31)
+    out = d.decompress(raw, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise ValueError(f"decompresses past the expected {limit:,} bytes")
+    if not d.eof:
+        raise EOFError("compressed file ended early")
+    return out
+
+
 def _fetch(
-    url: str, dest: Path, timeout: float, on_progress: Callable[[str, int, int | None], None] | None
+    url: str,
+    dest: Path,
+    timeout: float,
+    on_progress: Callable[[str, int, int | None], None] | None,
+    limit: int = MAX_DOWNLOAD,
+    deadline: float = DOWNLOAD_DEADLINE,
 ) -> bytes:
-    """Stream ``url`` into a temporary file in ``dest`` and return its bytes (file removed)."""
+    """Stream ``url`` into a temporary file in ``dest`` and return its bytes (file removed);
+    ValueError past ``limit`` bytes, TimeoutError past ``deadline`` seconds."""
     fd, tmp = tempfile.mkstemp(prefix=".download.", suffix=".part", dir=dest)
+    stop = time.monotonic() + deadline
     try:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
             total = r.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
+            if total is not None and total > limit:
+                raise ValueError(f"{total:,} bytes announced; expected at most {limit:,}")
             done = 0
-            while chunk := r.read(1 << 16):
+            while chunk := r.read1(1 << 16):  # what one read brings: the deadline is checked
                 f.write(chunk)
                 done += len(chunk)
+                if done > limit:
+                    raise ValueError(f"larger than the expected {limit:,} bytes")
+                if time.monotonic() > stop:
+                    raise TimeoutError(f"not complete after {deadline:.0f} s")
                 if on_progress:
                     on_progress(url, done, total)
         data = Path(tmp).read_bytes()
@@ -297,7 +336,3 @@ def _fetch(
     finally:
         Path(tmp).unlink(missing_ok=True)
 
-
-def remove_cache() -> None:
-    """Delete the MNIST download cache."""
-    shutil.rmtree(cache_dir() / "mnist", ignore_errors=True)
