@@ -20,7 +20,7 @@ def regression_summary(m: RegressionMetrics, run_dir: Path) -> str:
         lines.append(f"  data       {m.data.source}")
     lines.append(f"  sizes      {m.data.n_train} train / {m.data.n_test} test points")
     bp = ", ".join(f"{k.replace('optimizer__', '')}={fmt(v)}" for k, v in m.best_params.items())
-    label = "parameters" if m.search == "none" else f"best ({m.search})"
+    label = {"none": "parameters", "deep-ensemble": "settings"}.get(m.search, f"best ({m.search})")
     lines.append(f"  {label:<10} {bp}")
     if m.cv_mse is not None:
         lines.append(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from glassnet.plots.style import styled, subplots
+from glassnet.plots.style import literal, styled, subplots
 
 __all__ = ["plot_training_curves", "plot_confusion_matrix", "plot_confused_examples"]
 
@@ -61,8 +61,8 @@ def plot_confusion_matrix(cm: np.ndarray, classes: Sequence[str]):
                     fontsize=7,
                     color="white" if dark else "black",
                 )
-    ax.set_xticks(range(n), classes)
-    ax.set_yticks(range(n), classes)
+    ax.set_xticks(range(n), [literal(c) for c in classes])
+    ax.set_yticks(range(n), [literal(c) for c in classes])
     ax.set(
         xlabel="predicted class",
         ylabel="true class",
@@ -97,11 +97,12 @@ def plot_confused_examples(
         idx = np.flatnonzero((y_true == i) & (y_pred == j))[:per_pair]
         for c, k in enumerate(idx):
             axes[r, c].imshow(images[k], cmap="gray_r")
-            axes[r, c].set_title(f"true {classes[i]}\npred {classes[j]}", fontsize=8)
+            axes[r, c].set_title(f"true {literal(classes[i])}\npred {literal(classes[j])}",
+                                 fontsize=8)  # fmt: skip
         axes[r, 0].text(
             -0.6,
             0.5,
-            f"{classes[i]}->{classes[j]}\n({cm[i, j]}x)",
+            f"{literal(classes[i])}->{literal(classes[j])}\n({cm[i, j]}x)",
             transform=axes[r, 0].transAxes,
             ha="right",
             va="center",

@@ -24,6 +24,7 @@ from glassnet.plots.inspect import (
     plot_saliency_grid,
 )
 from glassnet.plots.regression import plot_weight_histograms
+from glassnet.plots.style import literal
 from glassnet.preprocessing import to_inputs
 
 __all__ = ["classification_figures"]
@@ -98,8 +99,9 @@ def _conv_figures(save: Save, module: torch.nn.Module, data: ImageData, per_clas
         "Integrated\nGradients": insp.IntegratedGradients(module).attribute(x, black, predicted),
         "SmoothGrad": insp.SmoothGrad(module).attribute(x, predicted),
     }
-    titles = [f"true {data.classes[data.y_test[i]]}" for i in show] + ["all-ones image"]
-    titles = [f"{t}\npred {data.classes[int(c)]}" for t, c in zip(titles, predicted)]
+    names = [literal(c) for c in data.classes]
+    titles = [f"true {names[data.y_test[i]]}" for i in show] + ["all-ones image"]
+    titles = [f"{t}\npred {names[int(c)]}" for t, c in zip(titles, predicted)]
     fig, _ = plot_saliency_grid(images, {k: v.numpy() for k, v in rows.items()}, titles)
     save("saliency.png", fig)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 
-from glassnet.plots.style import styled, subplots
+from glassnet.plots.style import literal, styled, subplots
 
 __all__ = [
     "plot_conv_kernels",
@@ -89,7 +89,7 @@ def plot_class_maps(maps: np.ndarray, classes: Sequence[str], title: str, cols: 
         ax = axes.flat[k]
         lim = _sym(maps[k])  # per class: each map is read on its own scale
         ax.imshow(maps[k], cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(f"class {name}", fontsize=9)
+        ax.set_title(f"class {literal(name)}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     sm = matplotlib.cm.ScalarMappable(cmap="RdBu_r", norm=matplotlib.colors.Normalize(-1, 1))
     fig.colorbar(
@@ -139,7 +139,7 @@ def plot_hidden_units(acts: np.ndarray, labels: np.ndarray, classes: Sequence[st
     for b in bounds:
         ax.axhline(b, color="white", lw=0.6)
     centers = [np.mean(np.flatnonzero(labels[order] == k)) for k in np.unique(labels)]
-    ax.set_yticks(centers, [classes[k] for k in np.unique(labels)])
+    ax.set_yticks(centers, [literal(classes[k]) for k in np.unique(labels)])
     ax.set(
         xlabel=f"unit of {layer}",
         ylabel="test digits, grouped by true class",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["STYLE", "RC", "styled", "subplots"]
+__all__ = ["STYLE", "RC", "literal", "styled", "subplots"]
 
 STYLE = {"train": "#1f77b4", "test": "#ff7f0e", "fit": "#d62728", "gap": "#cccccc"}
 RC = {
@@ -23,12 +23,16 @@ RC = {
     "axes.labelsize": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    # labels (class names, file names) are shown as written: a '$' starts no formula, so a
-    # class named '$\frac{$' is drawn literally instead of failing the figure after training
-    "text.parse_math": False,
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def literal(text: object) -> str:
+    """A user's label (a class name) shown as written: a '$' starts no formula, so a class
+    named '$\\frac{$' is drawn as such instead of failing the figure after training. (Not
+    matplotlib's global text.parse_math: log axes write their tick labels as formulas.)"""
+    return str(text).replace("$", r"\$")
 
 
 def styled(fn: F) -> F:
