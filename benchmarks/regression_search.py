@@ -66,7 +66,7 @@ def _rerun(est, params, folds, k, X, y) -> float | None:
     return float(np.mean((net.predict(X[te]).ravel() - y[te]) ** 2))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
     p.add_argument("--n-iter", type=int, default=20)
@@ -76,20 +76,25 @@ def main() -> None:
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each search")
     p.add_argument("--out", default="runs/benchmarks/regression_search.json")
-    args = p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (the test suite)")
+    args = p.parse_args(argv)
+    tiny = {}
+    if args.smoke:  # every code path, a tiny net
+        tiny = {"hidden": (16, 8), "epoch_choices": (5, 10)}
+        args.n_iter, args.cv, args.repeats, args.n_jobs = 3, 2, 1, 1
 
     data = load_regression(data_dir=data_dir(args.data_dir))
     X = data.x_train.astype(np.float32).reshape(-1, 1)
     y = data.y_train.astype(np.float32)
     Xt = data.x_test.astype(np.float32).reshape(-1, 1)
-    cfg = RegressionConfig(seed=args.seed, device="cpu")
+    cfg = RegressionConfig(seed=args.seed, device="cpu", **tiny)
     space = regression_distributions(cfg.epoch_choices)
     folds = KFold(args.cv, shuffle=True, random_state=args.seed)
     print(
         f"data: {data.source}; {args.n_iter} candidates x {args.cv} folds; "
         f"torch threads {torch.get_num_threads()}"
     )
-    peak = matmul_gflops()
+    peak = matmul_gflops(256 if args.smoke else 2048)
     print(f"float32 matmul (2048^3): {peak:.1f} GFLOP/s")
 
     rows, searches, runs = [], {}, {}
@@ -222,6 +227,7 @@ def main() -> None:
         args.out,
         {
             "benchmark": "regression_search",
+            "smoke": args.smoke,
             "data": data.source,
             "n_iter": args.n_iter,
             "cv": args.cv,

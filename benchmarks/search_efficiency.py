@@ -15,7 +15,8 @@ is scored once per row. The headline: seconds for --search tpe to reach a best C
 as good as the pipeline's (plus the refit of that trial), as a ratio to the pipeline's seconds,
 median of seeds 0-2; a seed where it is never reached counts as ratio 0.
 
-Usage: python benchmarks/search_efficiency.py [--seeds 0 1 2] [--json PATH]
+Usage: python benchmarks/search_efficiency.py [--seeds 0 1 2] [--json PATH] [--smoke]
+(--smoke: a tiny net, few candidates and epochs, seconds; the test suite runs it)
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
 from glassnet.search.tpe import TPESearchCV, best_trial, trial_mse, trial_params  # noqa: E402
 
-BUDGETS = (12, 24, 36)
+# The sizes of a full run; --smoke shrinks every one of them (and the net) to run in seconds.
+FULL = {"n_iter": 20, "folds": 5, "budgets": (12, 24, 36), "cfg": {}}
+SMOKE = {"n_iter": 3, "folds": 2, "budgets": (2, 4),
+         "cfg": {"hidden": (16, 8), "epoch_choices": (5, 10), "max_epochs": 20,
+                 "trial_batch": 2}}  # fmt: skip
 
 
 def _test_mse(model, data) -> float:
@@ -52,12 +57,12 @@ def _test_mse(model, data) -> float:
     return float(np.mean((p - data.y_test) ** 2))
 
 
-def _sklearn_arm(name, est, space, folds, seed, X, y, data):
+def _sklearn_arm(name, est, space, folds, seed, X, y, data, n_iter):
     t = time.perf_counter()
     s = RandomizedSearchCV(
         est,
         space,
-        n_iter=20,
+        n_iter=n_iter,
         cv=folds,
         random_state=seed,
         n_jobs=2,
@@ -75,13 +80,15 @@ def _sklearn_arm(name, est, space, folds, seed, X, y, data):
     }
 
 
-def _tpe_rows(cfg, folds, X, y, data, target, flops_per_row_epoch):
-    """One 36-trial TPE run; rows at each budget; the time to reach ``target``."""
+def _tpe_rows(cfg, folds, X, y, data, target, flops_per_row_epoch, budgets):
+    """One TPE run of the largest budget; rows at each budget; the time to reach ``target``."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/optuna.db"  # what the CLI uses by default
         s = TPESearchCV(
             make_regressor(cfg),
-            n_trials=max(BUDGETS),
+            n_trials=max(budgets),
+            batch=cfg.trial_batch,
+            max_epochs=cfg.max_epochs,
             cv=folds,
             random_state=cfg.seed,
             storage=url,
@@ -93,7 +100,7 @@ def _tpe_rows(cfg, folds, X, y, data, target, flops_per_row_epoch):
         total = time.perf_counter() - t0
         trials = sorted(s.study_.trials, key=lambda t: t.number)
         rows = []
-        for budget in BUDGETS:
+        for budget in budgets:
             seconds, member_epochs, best, _ = next(r for r in s.rounds_ if r[3] >= budget)
             params = trial_params(best_trial(trials[:budget]))
             t1 = time.perf_counter()
@@ -119,12 +126,13 @@ def _tpe_rows(cfg, folds, X, y, data, target, flops_per_row_epoch):
         return rows, reach, {"tpe_gflops": rate, "tpe_pruned": s.n_pruned_, "tpe_seconds": total}
 
 
-def run_seed(seed: int, data, peak: float) -> tuple[list[dict], dict]:
+def run_seed(seed: int, data, peak: float, sizes: dict = FULL) -> tuple[list[dict], dict]:
     X = data.x_train.astype(np.float32).reshape(-1, 1)
     y = data.y_train.astype(np.float32)
-    cfg = RegressionConfig(seed=seed, device="cpu")
+    cfg = RegressionConfig(seed=seed, device="cpu", **sizes["cfg"])
     space = regression_distributions(cfg.epoch_choices)
-    folds = KFold(5, shuffle=True, random_state=seed)
+    folds = KFold(sizes["folds"], shuffle=True, random_state=seed)
+    n_iter = sizes["n_iter"]
     rows_per_fold = np.mean([len(tr) for tr, _ in folds.split(X)])
     flops = rows_per_fold * mlp_flops_per_sample([1, *cfg.hidden, 1])  # per member-epoch
     study = make_regressor(cfg).set_params(
@@ -132,19 +140,21 @@ def run_seed(seed: int, data, peak: float) -> tuple[list[dict], dict]:
     )
     rows = [
         _sklearn_arm(
-            "study pipeline (skorch + RandomizedSearchCV)", study, space, folds, seed, X, y, data
+            "study pipeline (skorch + RandomizedSearchCV)", study, space, folds, seed, X, y, data,
+            n_iter,
         )
     ]
     print(f"  seed {seed}: pipeline {rows[0]['seconds']:.1f} s", flush=True)
     seq = _sklearn_arm(
-        "sequential, divergence stopping", make_regressor(cfg), space, folds, seed, X, y, data
+        "sequential, divergence stopping", make_regressor(cfg), space, folds, seed, X, y, data,
+        n_iter,
     )
     rows.append(seq)
     t = time.perf_counter()
     pop = PopulationSearchCV(
         make_regressor(cfg),
         space,
-        n_iter=20,
+        n_iter=n_iter,
         cv=folds,
         random_state=seed,
         scoring="neg_mean_squared_error",
@@ -161,7 +171,7 @@ def run_seed(seed: int, data, peak: float) -> tuple[list[dict], dict]:
         }
     )
     target = rows[0]["best_cv_mse"]
-    tpe, reach, extra = _tpe_rows(cfg, folds, X, y, data, target, flops)
+    tpe, reach, extra = _tpe_rows(cfg, folds, X, y, data, target, flops, sizes["budgets"])
     rows += tpe
     for r in rows:
         r["seed"] = seed
@@ -183,20 +193,22 @@ def run_seed(seed: int, data, peak: float) -> tuple[list[dict], dict]:
     return rows, summary
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--json", default="runs/benchmarks/search_efficiency.json")
-    args = p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (the test suite)")
+    args = p.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
     # Diverged candidates of the scikit-learn arms warn per fold; they are counted, not shown.
     warnings.filterwarnings("ignore")
     data = load_regression(data_dir=data_dir(args.data_dir))
     print(f"data: {data.source}; torch threads {torch.get_num_threads()}", flush=True)
     rows, summaries = [], []
     for seed in args.seeds:
-        peak = matmul_gflops()
-        r, s = run_seed(seed, data, peak)
+        peak = matmul_gflops(256 if args.smoke else 2048)
+        r, s = run_seed(seed, data, peak, sizes)
         rows += r
         summaries.append(s)
     for r in rows:
@@ -219,6 +231,7 @@ def main() -> None:
         args.json,
         {
             "benchmark": "search_efficiency",
+            "smoke": args.smoke,
             "data": data.source,
             "speedup": round(speedup, 2),
             "seeds": summaries,

@@ -171,35 +171,39 @@ def _skorch(model: str, seed: int, folder: str | None, clock: Clock, max_epochs:
     net.fit(x_tr, y_tr)
 
 
-def _glassnet(model: str, seed: int, folder: str | None, clock: Clock):
+def _glassnet(model: str, seed: int, folder: str | None, clock: Clock, epochs: int | None):
     from skorch.callbacks import Callback
 
     from glassnet.allocator import keep_freed_memory
     from glassnet.estimators import ClassificationConfig, make_classifier
+    from glassnet.training import StopTraining
 
     keep_freed_memory()  # as the glassnet command does
     cfg = ClassificationConfig(model=model, seed=seed)  # no flag but the model: the defaults
+    if epochs is not None:  # --smoke only
+        cfg = ClassificationConfig(model=model, seed=seed, epochs=epochs)
     x_tr, x_val, y_tr, y_val = _data(folder, seed)  # the net seeds its own weights and batches
     clock.start()
 
     class Tick(Callback):
         def on_epoch_end(self, net, **kw):
             if clock.tick(net.history[-1, "valid_acc"]):
-                raise KeyboardInterrupt
+                raise StopTraining  # an ordinary end of training, not an interruption
 
     net = make_classifier(cfg, 10, len(y_tr), (x_val, y_val))
     net.callbacks.append(("tick", Tick()))
     net.fit(x_tr, y_tr)
 
 
-def worker(arm: str, model: str, seed: int, folder: str | None, max_epochs: int) -> dict:
+def worker(arm: str, model: str, seed: int, folder: str | None, max_epochs: int,
+           smoke: bool = False) -> dict:  # fmt: skip
     clock = Clock(THRESHOLDS[model])
     if arm in ("tutorial", "recipe"):
         _plain(model, seed, folder, clock, arm == "recipe", max_epochs)
     elif arm == "skorch":
         _skorch(model, seed, folder, clock, max_epochs)
     else:
-        _glassnet(model, seed, folder, clock)
+        _glassnet(model, seed, folder, clock, max_epochs if smoke else None)
     return {"arm": arm, "model": model, "seed": seed, **clock.result()}
 
 
@@ -255,7 +259,7 @@ def summarise(runs: list[dict]) -> tuple[list[dict], list[dict], float | None]:
     return rows, speedups, (min(over_tutorial) if over_tutorial else None)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
     p.add_argument("--models", nargs="+", default=["lenet5", "mlp"], choices=list(THRESHOLDS))
@@ -270,12 +274,15 @@ def main() -> None:
         help="train nothing: summarise the runs recorded in these JSON files (each model's runs "
         "taken from the last file that has them)",
     )
+    p.add_argument("--smoke", action="store_true",
+                   help="every arm for --max-epochs (glassnet too), one seed: seconds on the "
+                   "small data the test suite gives with --data-dir")  # fmt: skip
     p.add_argument("--worker", nargs=3, metavar=("ARM", "MODEL", "SEED"), help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     folder = data_dir(a.data_dir)
     if a.worker:
         arm, model, seed = a.worker
-        print(json.dumps(worker(arm, model, int(seed), folder, a.max_epochs)))
+        print(json.dumps(worker(arm, model, int(seed), folder, a.max_epochs, a.smoke)))
         return
     runs = _recorded(a.runs_from) if a.runs_from else _measure(a, folder)
     rows, speedups, smin = summarise(runs)
@@ -285,7 +292,8 @@ def main() -> None:
     print(table(speedups, ["model", "threshold", "over", "speedup", "lower_bound"]))
     print(f"\nspeedup_min (glassnet over the tutorial loop): {smin}")
     sources = {r.get("max_epochs", a.max_epochs) for r in runs}
-    payload = {"command": " ".join(sys.argv), "thresholds": THRESHOLDS, "seeds": a.seeds,
+    payload = {"command": " ".join(sys.argv), "smoke": a.smoke, "thresholds": THRESHOLDS,
+               "seeds": a.seeds,
                "max_epochs": sorted(sources), "tuned_on": "validation split of seed 100",
                "rows": rows, "speedups": speedups, "speedup_min": smin, "runs": runs}  # fmt: skip
     if a.runs_from:
@@ -320,7 +328,7 @@ def _measure(a: argparse.Namespace, folder: str | None) -> list[dict]:
                     str(seed),
                     "--max-epochs",
                     str(a.max_epochs),
-                ] + (["--data-dir", folder] if folder else [])
+                ] + (["--data-dir", folder] if folder else []) + (["--smoke"] if a.smoke else [])
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
                 runs.append(
                     {**json.loads(out.strip().splitlines()[-1]), "max_epochs": a.max_epochs}

@@ -52,3 +52,33 @@ def test_results_md_is_rendered_from_its_json():
     body = blocks[0].group(3)
     edited = text.replace(body, body.replace("|", "| 9", 1), 1)
     assert edited != text and render_results.render(edited) == text
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_smoke(tmp_path):
+    # Easy digits (a bar per class): the arms cross the thresholds and stop early, glassnet's
+    # through StopTraining (a plain KeyboardInterrupt would read as Ctrl-C and end the worker).
+    from tests.test_data_images import make_idx_folder
+
+    data = make_idx_folder(tmp_path / "bars", n_train=600, n_test=50, n_classes=10)
+    out = tmp_path / "tta.json"
+    _run("time_to_accuracy.py", "--smoke", "--data-dir", str(data), "--models", "mlp",
+         "--seeds", "0", "--arms", "tutorial", "glassnet", "--max-epochs", "3",
+         "--json", str(out))  # fmt: skip
+    res = json.loads(out.read_text())
+    assert res["smoke"] and {r["arm"] for r in res["runs"]} == {"tutorial", "glassnet"}
+    glassnet = next(r for r in res["runs"] if r["arm"] == "glassnet")
+    assert glassnet["time_to"]["0.98"] is not None  # reached, then stopped on purpose
+    assert len(glassnet["epochs"]) <= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, flag", [("regression_search.py", "--out"),
+                                          ("search_efficiency.py", "--json")])  # fmt: skip
+def test_search_benchmarks_smoke(tmp_path, script, flag):
+    out = tmp_path / "r.json"
+    _run(script, "--smoke", flag, str(out), *(["--seeds", "0"] if "efficiency" in script else []))
+    res = json.loads(out.read_text())
+    assert res["smoke"] and res["rows"]
+    for r in res["rows"]:
+        assert np.isfinite(r["test_mse"]) and r["seconds"] > 0

@@ -16,6 +16,7 @@ from glassnet.progress import Progress
 from glassnet.rng import seeded
 
 __all__ = [
+    "StopTraining",
     "SeededMixin",
     "GlassRegressor",
     "GlassClassifier",
@@ -131,6 +132,15 @@ class EpochProgress(Callback):
             self.progress.advance()
 
 
+class StopTraining(KeyboardInterrupt):
+    """Raised by a callback to end training early, on purpose (a target reached, a budget
+    spent): the fit ends normally, its ``on_train_end`` hooks run, and the net is usable.
+
+    skorch ends training on any ``KeyboardInterrupt``; glassnet treats a bare one as Ctrl-C
+    (``TrainingInterrupted``: the run is kept to resume), so a deliberate stop says so.
+    """
+
+
 class SeededMixin:
     """Initial weights from ``random_state``, and the fit's batch order and dropout from
     ``random_state + 1``, each in a ``seeded`` block: the caller's generators are untouched.
@@ -153,6 +163,8 @@ class SeededMixin:
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except StopTraining:
+            raise  # a callback's deliberate stop: skorch ends training cleanly on it
         except KeyboardInterrupt:  # skorch would end training quietly and call it done
             raise TrainingInterrupted(f"interrupted in epoch {len(self.history)}") from None
 
