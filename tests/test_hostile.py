@@ -132,7 +132,6 @@ def test_class_names_are_drawn_literally():
     import numpy as np
 
     from glassnet.plots.classification import plot_confusion_matrix
-
     from glassnet.plots.inspect import plot_class_maps
 
     names = ["$\\frac{$", "b$x$", "c"]
