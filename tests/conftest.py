@@ -58,39 +58,60 @@ def fast_cfg(small_csvs) -> RegressionConfig:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server in a temporary folder on a free localhost port."""
-    found = shutil.which("initdb") or next(
-        iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
-    )
-    if found is None:
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
-    bindir = os.path.dirname(os.path.realpath(found))
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = tempfile.mkdtemp(prefix="glassnet-pg-")
-    if as_postgres:
-        shutil.chown(root, "postgres", "postgres")  # initdb refuses to run as root
-    data = os.path.join(root, "data")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    run = dict(check=True, capture_output=True, text=True)
-    subprocess.run([*as_postgres, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
-                   **run)  # fmt: skip
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l",
-                    os.path.join(root, "log"), "-w", "start"], **run)  # fmt: skip
-    try:
+class PostgresServer:
+    """A real PostgreSQL server in a temporary folder on a free localhost port (trust auth),
+    with a database ``glassnet``; ``stop()`` and ``start()`` it to play a failing server."""
+
+    def __init__(self) -> None:
+        found = shutil.which("initdb") or next(
+            iter(glob.glob("/usr/lib/postgresql/*/bin/initdb")), None
+        )
+        if found is None:
+            pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+        pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
+        self.bindir = os.path.dirname(os.path.realpath(found))
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.root = tempfile.mkdtemp(prefix="glassnet-pg-")
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres", "postgres")  # initdb refuses to run as root
+        self.data = os.path.join(self.root, "data")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._ctl("initdb", "-D", self.data, "-A", "trust", "-U", "postgres")
+        self.start()
         import psycopg2
 
-        con = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+        con = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
+                               dbname="postgres")  # fmt: skip
         con.autocommit = True
         con.cursor().execute("CREATE DATABASE glassnet")
         con.close()
-        yield f"postgresql://postgres@127.0.0.1:{port}/glassnet"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/glassnet"
+
+    def _ctl(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_postgres, f"{self.bindir}/{tool}", *args], check=True,
+                       capture_output=True, text=True)  # fmt: skip
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._ctl("pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.root, "log"),
+                  "-w", "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
+
+    def close(self) -> None:
+        subprocess.run([*self.as_postgres, f"{self.bindir}/pg_ctl", "-D", self.data, "-m",
+                        "immediate", "stop"], capture_output=True)  # fmt: skip
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a PostgreSQL server shared by the tests that only use it."""
+    server = PostgresServer()
+    try:
+        yield server.url
     finally:
-        subprocess.run([*as_postgres, f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "stop"],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+        server.close()

@@ -196,3 +196,96 @@ def test_report_of_a_damaged_metrics_json_is_one_line(small_csvs, tmp_path, caps
     code = main(["report", str(run), "-o", str(tmp_path / "r.html")])
     _one_line_refusal(capsys, code, needle="missing 1 required")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_out_path_that_is_not_utf8_is_refused_up_front(small_csvs, tmp_path, capsys):
+    bad = os.fsdecode(bytes(tmp_path) + b"/bad\xffname")
+    code = main(_regress(small_csvs, Path(bad)))
+    _one_line_refusal(capsys, code, needle="not valid UTF-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv"]
+
+
+# --- storage faults: one line naming the storage, exit 1, and a run that resume finishes -----
+
+
+def _tpe_args(small_csvs, out, storage, *extra):
+    tr, te = small_csvs
+    return ["regression", "--train", str(tr), "--test", str(te), "--hidden", "16", "8",
+            "--cv", "3", "--search", "tpe", "--trial-batch", "2", "--max-epochs", "60",
+            "--pruner", "none", "--storage", storage, "--quiet", "--json", "--out", str(out),
+            *extra]  # fmt: skip
+
+
+def test_read_only_study_database_is_one_line(small_csvs, tmp_path, capsys):
+    # Refused as the study opens (its first write), with the database's own reason, not
+    # Optuna's "exceeding max length", and before any training.
+    db = tmp_path / "s.db"
+    assert main(_tpe_args(small_csvs, tmp_path / "a", f"sqlite:///{db}", "--n-trials", "2")) == 0
+    capsys.readouterr()
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"  # every write fails
+    code = main(_tpe_args(small_csvs, tmp_path / "b", read_only, "--n-trials", "2"))
+    err = _one_line_refusal(capsys, code, needle="cannot open the study")
+    assert "readonly" in err and "exceeding max length" not in err
+    assert not (tmp_path / "b").exists() and not (tmp_path / ".b.partial").exists()
+
+
+@pytest.mark.slow
+def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
+    small_csvs, tmp_path
+):
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import optuna
+
+    from glassnet.search.studies import storage_from_url
+    from tests.conftest import PostgresServer
+
+    server = PostgresServer()
+    try:
+        url, out = server.url, tmp_path / "run"
+        args = _tpe_args(small_csvs, out, url, "--n-trials", "8", "--study-name", "faulty")
+        args[args.index("--max-epochs") + 1] = "1000"  # long enough to stop the server mid-run
+        args[args.index("--hidden") + 1 : args.index("--hidden") + 3] = ["128", "64"]
+        worker = subprocess.Popen([sys.executable, "-m", "glassnet", *args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and worker.poll() is None:
+            try:
+                storage = storage_from_url(url)  # psycopg2, as glassnet connects
+                trials = optuna.load_study(study_name="faulty", storage=storage).trials
+            except Exception:  # noqa: BLE001 - the study may not exist yet
+                trials = []
+            if sum(t.state.is_finished() for t in trials) >= 1:
+                break
+            time.sleep(0.2)
+        server.stop("fast")  # the server goes away mid-run
+        _, err = worker.communicate(timeout=120)
+        lines = err.strip().splitlines()
+        assert worker.returncode == 1 and len(lines) == 1, err
+        assert "the study's database failed" in lines[0] and "postgres@127.0.0.1" in lines[0]
+        assert (tmp_path / ".run.partial" / "config.json").exists()
+        server.start()
+        time.sleep(6)  # a trial asked but not yet tagged when the server went counts as stale
+        done = subprocess.run([sys.executable, "-m", "glassnet", "resume", str(out), "--quiet",
+                               "--json"], capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        study = optuna.load_study(study_name="faulty", storage=storage_from_url(url))
+        states = [t.state.name for t in study.trials]
+        assert "RUNNING" not in states
+        assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 8  # exactly those asked for
+        resumed = json.loads(done.stdout)["metrics"]
+        assert resumed["n_candidates"] == 8
+        # the same digits as the run that was never interrupted (its own study, same seed)
+        args[args.index("faulty")] = "clean"
+        args[args.index("--out") + 1] = str(tmp_path / "clean")
+        clean = subprocess.run([sys.executable, "-m", "glassnet", *args], capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        clean = json.loads(clean.stdout)["metrics"]
+        assert resumed["best_params"] == clean["best_params"]
+        assert resumed["test_mse"] == clean["test_mse"]
+    finally:
+        server.close()

@@ -1,6 +1,13 @@
 """The exceptions the CLI reports politely: a mistake in the user's input, an interruption."""
 
-__all__ = ["UserError", "DivergedError", "NoModelError", "TrainingInterrupted", "require"]
+__all__ = [
+    "UserError",
+    "DivergedError",
+    "NoModelError",
+    "StorageError",
+    "TrainingInterrupted",
+    "require",
+]
 
 
 class UserError(Exception):
@@ -15,6 +22,12 @@ class NoModelError(RuntimeError):
     """A search or fit ended with nothing to return: every candidate (member, trial) diverged,
     or a study has no finished trial. The one failure every search raises, as scikit-learn's
     searches score single failures (NaN, listed) and fail only when nothing is left."""
+
+
+class StorageError(OSError):
+    """The study's database failed after it opened (stopped, full, read-only, damaged). An
+    ``OSError`` naming the storage (password masked): the command says so in one line and
+    keeps the run for ``glassnet resume``, as for a full disk."""
 
 
 class TrainingInterrupted(BaseException):

@@ -28,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from glassnet.allocator import keep_freed_memory
 
         keep_freed_memory()  # process-wide, so the command decides, never a library call
+        import optuna
+
+        # glassnet reports trials, progress and storage failures itself, in one line each
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
     commands = {
         "regression": _regression,
         "classify": _classify,

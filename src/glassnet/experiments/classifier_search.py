@@ -11,7 +11,7 @@ from typing import Any
 from skorch.history import History
 
 from glassnet.checkpoints import resume_fit
-from glassnet.errors import UserError
+from glassnet.errors import DivergedError, NoModelError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
 
 __all__ = ["grid_search", "tpe_search"]
@@ -96,13 +96,7 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     process, --n-trials 0) is trained again from its parameters."""
     import optuna
 
-    from glassnet.search.studies import (
-        ReportToTrial,
-        make_pruner,
-        open_study,
-        optuna_space,
-        trials_left,
-    )
+    from glassnet.search.studies import make_pruner, open_study, storage_faults
 
     space = _tpe_space(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4)
@@ -110,13 +104,24 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
     name = cfg.study_name or f"glassnet-classify-{cfg.model}"
     study = open_study(storage, name, "maximize", space, sampler, pruner)
-    n_trials = cfg.n_trials
-    if resumed and cfg.storage is None:  # our own study: its finished trials are this run's
-        n_trials = trials_left(study, n_trials)
+    with storage_faults(storage):
+        return _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, space)
+
+
+def _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, space):
+    """tpe_search's trials and its best net, with the study open."""
+    import optuna
+
+    from glassnet.search.studies import RUN_TAG, ReportToTrial, optuna_space, trials_left
+
+    n_trials, name = cfg.n_trials, study.study_name
+    if resumed:  # the study is the record: its finished trials of this run are kept
+        n_trials = trials_left(study, n_trials, None if cfg.storage is None else run.run_id)
     dists, nets, pruned = optuna_space(space), {}, 0
     progress.start(n_trials, f"TPE search: {cfg.n_trials} trials")
     for _ in range(n_trials):
         trial = study.ask(dists)
+        trial.set_user_attr(RUN_TAG, run.run_id)
         sub = replace(cfg, **trial.params)
         report = (("optuna", ReportToTrial(trial)),)
         net = make_classifier(sub, n_classes, len(train[1]), valid, None, (), None,
@@ -126,6 +131,8 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             pruned += 1
+        except DivergedError:  # told as failed, and the search goes on
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             best = float(dict(net.callbacks_)["best"].best_key_[0])
             study.tell(trial, best)
@@ -135,7 +142,8 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     progress.close()
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not done:
-        raise UserError(f"the study {name!r} has no finished trial; run some with --n-trials")
+        raise NoModelError(f"study {name!r} has no finished trial (every one diverged or was "
+                           "pruned, or none was run)")  # fmt: skip
     best = max(done, key=lambda t: (t.value, -t.number))
     params = {**best.params}
     net = nets.get(best.number)

@@ -189,14 +189,18 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
     X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
     storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
     search = make_tpe_search(cfg, storage, progress)
-    if resume and cfg.storage is None:  # our own study: its trials are this run's
+    search.set_params(run_tag=run.run_id)  # this run's trials, even in a shared study
+    if resume:  # the study is the record: run only the trials still missing
         import optuna
 
-        from glassnet.search.studies import storage_from_url, trials_left
+        from glassnet.search.studies import storage_faults, storage_from_url, trials_left
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=cfg.study_name, storage=storage_from_url(storage))
-        search.set_params(n_trials=trials_left(study, cfg.n_trials))
+        with storage_faults(storage):
+            study = optuna.load_study(study_name=cfg.study_name,
+                                      storage=storage_from_url(storage))  # fmt: skip
+            # the run's own study holds its trials alone; a shared one, its tagged trials
+            tag = None if cfg.storage is None else run.run_id
+            search.set_params(n_trials=trials_left(study, cfg.n_trials, tag))
     search.fit(X, y)
     rows = cv_rows(search.cv_results_)
     metrics = {

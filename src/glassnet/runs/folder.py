@@ -131,6 +131,7 @@ def _fsync_dir(folder: Path) -> None:
 
 
 _DIGEST = ".config.sha256"  # beside config.json: what the run was started with
+_RUN_ID = ".run-id"  # this run's own name, the same after a resume
 
 
 def _digest(path: Path) -> str:
@@ -198,6 +199,13 @@ class RunWriter:
         self.final = Path(out)
         self.path = partial_dir(self.final)
         self.resumed = resume
+        try:  # TensorBoard, JSON and the report need the folder's name as text
+            str(self.final.resolve()).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(
+                f"--out {ascii(str(self.final))}: the path is not valid UTF-8; choose a name "
+                "whose bytes are text"
+            ) from None
         where = f"--out {self.final}"
         # Never write through a symbolic link: a link at --out, or one planted where the
         # partial folder goes, would send the run (and a resume) somewhere else.
@@ -217,6 +225,8 @@ class RunWriter:
                 )
             check_settings_unchanged(self.path)
             self._lock = _Lock(self.path, str(self.final))
+            tag = self.file(_RUN_ID)
+            self.run_id = tag.read_text().strip() if tag.is_file() else self.path.name
             return
         if self.final.exists() and (not self.final.is_dir() or any(self.final.iterdir())):
             raise UserError(f"{where}: already exists and is not empty")
@@ -234,6 +244,10 @@ class RunWriter:
         except OSError as e:
             raise UserError(f"{where}: cannot write there ({e.strerror})") from None
         self._lock = _Lock(self.path, where)
+        import uuid
+
+        self.run_id = uuid.uuid4().hex  # names this run's trials in a shared Optuna study
+        atomic_write(self.file(_RUN_ID), self.run_id.encode())
 
     def __enter__(self) -> RunWriter:
         self.json("environment.json", software_versions())
@@ -251,6 +265,7 @@ class RunWriter:
             return
         self.file("checkpoint.pt").unlink(missing_ok=True)  # the finished run needs none
         self.file(_DIGEST).unlink(missing_ok=True)
+        self.file(_RUN_ID).unlink(missing_ok=True)
         self.file(".lock").unlink(missing_ok=True)
         self._lock.release()
         if self.final.exists():  # an empty folder we were allowed to fill

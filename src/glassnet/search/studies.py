@@ -9,25 +9,36 @@ lost or run twice.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from skorch.callbacks import Callback
 
-from glassnet.errors import UserError
+from glassnet.errors import StorageError, UserError
 from glassnet.redact import mask_url
 
 __all__ = [
     "PRUNERS",
+    "RUN_TAG",
     "ReportToTrial",
     "make_pruner",
     "open_study",
     "optuna_space",
+    "storage_faults",
     "storage_from_url",
     "trials_left",
 ]
+
+RUN_TAG = "glassnet_run"  # a trial's user attribute: the run that asked for it
+# A worker tags a trial within milliseconds of asking for it; one still untagged after this
+# many seconds was asked by a process that died in between, and is failed on resume.
+UNTAGGED_STALE_S = 5.0
 
 PRUNERS = ("halving", "hyperband", "median", "none")
 
@@ -86,7 +97,6 @@ def open_study(
     ``must_exist``, a study that is not there yet."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # glassnet reports progress itself
     rdb = None
     if storage is not None:
         rdb = storage_from_url(storage)
@@ -150,25 +160,52 @@ def storage_from_url(url: str) -> Any:
             time.sleep(0.2 * (attempt + 1))
 
 
-def _reason(e: Exception) -> str:
+def _reason(e: BaseException) -> str:
+    """The first line of the driver's own message: Optuna and SQLAlchemy wrap it in theirs."""
+    while e.__cause__ is not None or e.__context__ is not None:
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     # a driver's message may quote the URL it was given: never its password
     text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
     return text.split(" (Background on this error")[0][:200]
 
 
-def trials_left(study: Any, n_trials: int) -> int:
-    """For a resumed run's own study (one no other process uses): mark the trials the dead
-    process left RUNNING as failed, and return how many of ``n_trials`` are still to run."""
+def trials_left(study: Any, n_trials: int, tag: str | None = None) -> int:
+    """For a resumed run: mark the trials its dead process left RUNNING as failed, and return
+    how many of ``n_trials`` are still to run. ``tag``: only the trials this run asked for
+    (user attribute ``RUN_TAG``), in a study other processes share; None: every trial (the
+    run's own study)."""
     import optuna
 
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-    finished = study.get_trials(
-        deepcopy=False,
-        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
-    )
-    return max(0, n_trials - len(finished))
+    def mine(t: Any) -> bool:
+        return tag is None or t.user_attrs.get(RUN_TAG) == tag
+
+    def orphan(t: Any) -> bool:  # asked, never tagged: its process died in between
+        age = (datetime.now() - t.datetime_start).total_seconds() if t.datetime_start else 0
+        return RUN_TAG not in t.user_attrs and age > UNTAGGED_STALE_S
+
+    State = optuna.trial.TrialState
+    for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+        if mine(t) or orphan(t):
+            study._storage.set_trial_state_values(t._trial_id, State.FAIL)
+    finished = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED))
+    return max(0, n_trials - sum(mine(t) for t in finished))
+
+
+@contextmanager
+def storage_faults(url: str | None) -> Iterator[None]:
+    """Turn a database failure while a study is in use into ``StorageError`` (one line naming
+    the storage, password masked; the run is kept for resume). Optuna wraps the driver's error
+    in a misleading one ("... exceeding max length"): the message is the driver's own."""
+    import optuna
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+        where = mask_url(url) or "the study's storage"
+        raise StorageError(errno.EIO, f"the study's database failed ({_reason(e)})",
+                           where) from None  # fmt: skip
 
 
 class ReportToTrial(Callback):

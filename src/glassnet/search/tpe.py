@@ -29,7 +29,13 @@ from glassnet.errors import NoModelError
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.engine import Population, epoch_batches, validation_batch
-from glassnet.search.studies import make_pruner, open_study, optuna_space
+from glassnet.search.studies import (
+    RUN_TAG,
+    make_pruner,
+    open_study,
+    optuna_space,
+    storage_faults,
+)
 
 __all__ = ["TPESearchCV", "REGRESSION_SPACE", "best_trial", "trial_mse", "trial_params"]
 
@@ -46,7 +52,8 @@ class TPESearchCV(BaseEstimator):
 
     ``estimator``: the skorch net (as for ``PopulationSearchCV``); ``space``: ``{skorch name:
     (kind, low, high, log)}``. ``n_trials`` trials are run by this process, ``batch`` at a time;
-    with ``storage`` and ``study_name`` several processes share one study (``study_``).
+    with ``storage`` and ``study_name`` several processes share one study (``study_``), and
+    ``run_tag`` marks the trials this process asked for (user attribute ``RUN_TAG``).
     ``n_trials=0`` runs nothing and refits the study's best trial. After ``fit``:
     ``best_params_`` (with ``max_epochs`` = the best trial's best epoch), ``best_score_``
     (negative MSE, scikit-learn's sign), ``best_estimator_`` (refit on all data),
@@ -70,6 +77,7 @@ class TPESearchCV(BaseEstimator):
         random_state: int = 0,
         storage: str | None = None,
         study_name: str | None = None,
+        run_tag: str | None = None,
         refit: bool = True,
         chunk_size: int = 16,
         progress: Progress | None = None,
@@ -86,6 +94,7 @@ class TPESearchCV(BaseEstimator):
         self.random_state = random_state
         self.storage = storage
         self.study_name = study_name
+        self.run_tag = run_tag
         self.refit = refit
         self.chunk_size = chunk_size
         self.progress = progress
@@ -105,6 +114,21 @@ class TPESearchCV(BaseEstimator):
         pruner = make_pruner(self.pruner, self.min_epochs, self.max_epochs, self.batch)
         self.study_ = open_study(self.storage, self.study_name, "minimize", space, sampler,
                                  pruner, must_exist=self.n_trials == 0)  # fmt: skip
+        with storage_faults(self.storage):
+            self._search(space, X, y)
+        if self.refit:
+            t1 = time.perf_counter()
+            Xa = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+            ya = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+            self.best_estimator_ = refit_best(
+                self.estimator, self.best_params_, Xa, ya[:, 0] if ya.shape[1] == 1 else ya,
+                self.progress or Progress(), self.chunk_size,
+            )  # fmt: skip
+            self.refit_time_ = time.perf_counter() - t1
+        return self
+
+    def _search(self, space: dict, X, y) -> None:
+        """This process's trials, batch by batch, then the study's best (``_collect``)."""
         X = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
         spec = NetSpec(self.estimator, set(space) | {"max_epochs"})
@@ -118,20 +142,15 @@ class TPESearchCV(BaseEstimator):
         done = 0
         while done < self.n_trials:
             trials = [self.study_.ask(dists) for _ in range(min(self.batch, self.n_trials - done))]
+            if self.run_tag is not None:
+                for t in trials:
+                    t.set_user_attr(RUN_TAG, self.run_tag)
             self._round(trials, spec, X, y, folds, progress, t0)
             done += len(trials)
             self.rounds_.append((time.perf_counter() - t0, self.member_epochs_, self._best, done))
         self.train_seconds_ = time.perf_counter() - t0
         progress.close()
         self._collect()
-        if self.refit:
-            t1 = time.perf_counter()
-            self.best_estimator_ = refit_best(
-                self.estimator, self.best_params_, X, y[:, 0] if y.shape[1] == 1 else y,
-                progress, self.chunk_size,
-            )  # fmt: skip
-            self.refit_time_ = time.perf_counter() - t1
-        return self
 
     def predict(self, X):
         """Predict with the refit best estimator."""
