@@ -289,3 +289,32 @@ def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
         assert resumed["test_mse"] == clean["test_mse"]
     finally:
         server.close()
+
+
+def test_study_database_filling_up_mid_run_is_one_line_and_resumable(small_csvs, tmp_path,
+                                                                     capsys, monkeypatch):  # fmt: skip
+    # The disk fills once the study has trials: SQLite's own error, raised where Optuna writes
+    # a trial's attributes (the fourth write on), as sqlite3 raises it through SQLAlchemy.
+    import json
+    import sqlite3
+
+    import optuna
+    import sqlalchemy
+
+    out = tmp_path / "run"
+    args = _tpe_args(small_csvs, out, f"sqlite:///{tmp_path / 's.db'}", "--n-trials", "8")
+    real, calls = optuna.storages.RDBStorage.set_trial_user_attr, []
+
+    def full_disk(self, *a, **k):
+        calls.append(1)
+        if len(calls) > 3:
+            full = sqlite3.OperationalError("database or disk is full")
+            raise sqlalchemy.exc.OperationalError("INSERT INTO trial_user_attributes", {}, full)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", full_disk)
+    err = _one_line_refusal(capsys, main(args), rc=1, needle="database or disk is full")
+    assert "glassnet resume" in err and (tmp_path / ".run.partial" / "config.json").exists()
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", real)
+    assert main(["resume", str(out), "--quiet"]) == 0  # room again: it finishes
+    assert json.loads((out / "metrics.json").read_text())["n_candidates"] == 8
