@@ -129,8 +129,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--previous", action="store_true", help="add the previous default's arm")
     p.add_argument("--only", nargs="+", choices=list(PANEL), help="a subset of the panel")
     p.add_argument("--study-data", metavar="DIR", help="also run the CLI on DIR/regression")
-    p.add_argument("--pipeline-on-study-data", action="store_true",
-                   help="with --study-data: the study's pipeline (--search random) there too")  # fmt: skip
+    p.add_argument(
+        "--pipeline-on-study-data",
+        action="store_true",
+        help="with --study-data: the study's pipeline (--search random) there too",
+    )
     p.add_argument(
         "--smoke", action="store_true", help="seconds: two functions, a tiny net, no study arm"
     )

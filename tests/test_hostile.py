@@ -291,8 +291,8 @@ def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
         server.close()
 
 
-def test_study_database_filling_up_mid_run_is_one_line_and_resumable(small_csvs, tmp_path,
-                                                                     capsys, monkeypatch):  # fmt: skip
+def test_study_database_filling_up_mid_run_is_resumable(small_csvs, tmp_path, capsys,
+                                                         monkeypatch):  # fmt: skip
     # The disk fills once the study has trials: SQLite's own error, raised where Optuna writes
     # a trial's attributes (the fourth write on), as sqlite3 raises it through SQLAlchemy.
     import json
