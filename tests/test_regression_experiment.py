@@ -238,3 +238,36 @@ def test_predict_errors(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
     assert main(["predict", str(tmp_path), "--x", "1"]) == 2
     assert "config.json" in capsys.readouterr().err
+
+
+def test_every_search_is_declared_once_and_the_report_shows_what_it_uses(tmp_path, small_csvs,
+                                                                         capsys):  # fmt: skip
+    # The registry (estimators.SEARCHES) is the one declaration: every setting belongs to the
+    # common ones or to a search; every search runs, is a parser choice, and the report's
+    # configuration table shows exactly the settings it uses.
+    from dataclasses import asdict, fields
+
+    from glassnet.cli.parser import build_parser
+    from glassnet.estimators import COMMON_FIELDS, SEARCHES
+    from glassnet.experiments.regression import RUNNERS
+    from glassnet.report.builder import _applied
+
+    declared = set(COMMON_FIELDS) | {f for k in SEARCHES.values() for f in k.fields}
+    assert declared == {f.name for f in fields(RegressionConfig)}
+    assert set(RUNNERS) == set(SEARCHES)
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["regression"]
+    search = next(a for a in sub._actions if a.dest == "search")
+    assert tuple(search.choices) == tuple(SEARCHES)
+    assert all(kind.help in search.help for kind in SEARCHES.values())
+    for name, kind in SEARCHES.items():
+        cfg = {**asdict(RegressionConfig(search=name)), "kind": "regression"}
+        assert _applied(cfg) - {"kind"} == set(COMMON_FIELDS) | set(kind.fields), name
+    # an option the chosen search does not use is refused, in one line, before any work
+    tr, te = small_csvs
+    out = tmp_path / "never"
+    code = main(["regression", "--train", str(tr), "--test", str(te), "--n-iter", "3",
+                 "--patience", "4", "--quiet", "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--n-iter, --patience: not used by --search deep-ensemble" in err
+    assert not out.exists()

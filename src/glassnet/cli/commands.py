@@ -136,8 +136,15 @@ def _regression(args: argparse.Namespace) -> int:
         value = getattr(args, f.name, None)
         if value is not None:  # left out: the config's default applies
             given[f.name] = tuple(value) if isinstance(value, list) else value
+    cfg = RegressionConfig(**given)
+    cfg.validate()  # a value out of range is told first
+    unused = cfg.unused(set(given))
+    if unused:  # an option the chosen search ignores is a mistake, not a wish to honour quietly
+        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
+        raise UserError(f"{flags}: not used by --search {cfg.search} (see glassnet regression "
+                        "--help)")  # fmt: skip
     out = _out(args, "regression")
-    result = run_regression(RegressionConfig(**given), out=out, progress=_progress(args))
+    result = run_regression(cfg, out=out, progress=_progress(args))
     _show_run(args, result)
     return 0
 

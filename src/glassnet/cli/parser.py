@@ -79,15 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = r.add_argument_group("search and training")
     s.add_argument(
         "--search",
-        choices=SEARCHES,
-        help="deep-ensemble (default: --members nets from different seeds trained together on "
-        "all the data with Adam, averaged); tpe (Optuna's TPE proposes, a pruner stops "
-        "hopeless trials, each batch of trials trains at once; epochs up to --max-epochs, "
-        "the best kept); ensemble (SGD candidates x folds trained together, epochs chosen by "
-        "fold loss, the model the mean of the best candidate's fold models); population (the "
-        "study's random search, all fits at once, best refit); random (the study's pipeline: "
-        "skorch + RandomizedSearchCV); grid; none (one fit with --lr --momentum --epochs "
-        "--weight-decay)",
+        choices=tuple(SEARCHES),
+        help="; ".join(f"{name}: {kind.help}" for name, kind in SEARCHES.items()),
     )
     e = r.add_argument_group("--search deep-ensemble (the default)")
     e.add_argument("--members", type=_int, help="nets averaged, one seed each (default: 4)")

@@ -11,6 +11,7 @@ from glassnet.estimators.classification import (
     module_kwargs,
 )
 from glassnet.estimators.regression import (
+    COMMON_FIELDS,
     FOLDS,
     SEARCHES,
     RegressionConfig,
@@ -23,6 +24,7 @@ from glassnet.estimators.regression import (
 
 __all__ = [
     "COMMON",
+    "COMMON_FIELDS",
     "FOLDS",
     "MODELS",
     "PRESETS",

@@ -34,7 +34,9 @@ from glassnet.training import (
 )
 
 __all__ = [
+    "COMMON_FIELDS",
     "SEARCHES",
+    "Search",
     "FOLDS",
     "RegressionConfig",
     "make_regressor",
@@ -43,13 +45,54 @@ __all__ = [
     "build_regression_module",
 ]
 
-# deep-ensemble (default): nets from different seeds trained together on all the data with Adam,
-# averaged; ensemble: candidates x folds trained together (SGD), epochs chosen by fold loss, the
-# model the mean of the best candidate's fold models; population: the study's random search, all
-# members at once; random: RandomizedSearchCV (the study's own pipeline); grid; tpe: Optuna
-# proposes, a pruner stops the hopeless, each batch of trials trains at once; none: one fit.
-SEARCHES = ("deep-ensemble", "ensemble", "population", "random", "grid", "tpe", "none")
-ENSEMBLES = ("deep-ensemble", "ensemble")  # the searches whose model is a RegressionEnsemble
+@dataclass(frozen=True)
+class Search:
+    """One way to train a regression model: what ``--help`` says of it and the settings
+    (``RegressionConfig`` fields) it uses beyond the common ones. The parser's choices and
+    help, the check of options given for another search, the report's configuration table and
+    the experiment's dispatch all read this table, so a search is declared here once."""
+
+    help: str
+    fields: tuple[str, ...]
+    ensemble: bool = False  # its model is a RegressionEnsemble (members and scaling)
+
+
+# Settings every search uses (the data, the net, the seed, where it runs, what figures show).
+COMMON_FIELDS = ("train", "test", "data_dir", "hidden", "activation", "search", "seed",
+                 "device", "probe_x", "batch_size")  # fmt: skip
+SEARCHES: dict[str, Search] = {
+    "deep-ensemble": Search(
+        "the default: --members nets from different seeds trained together on all the data "
+        "with Adam, each with a Bayesian last layer, averaged",
+        ("members", "adam_lr", "penalty", "ensemble_epochs"),
+        ensemble=True,
+    ),
+    "tpe": Search(
+        "Optuna's TPE proposes, a pruner stops hopeless trials, each batch of trials trains "
+        "at once; epochs up to --max-epochs, the best kept",
+        ("cv", "max_epochs", "n_trials", "trial_batch", "pruner", "storage", "study_name"),
+    ),
+    "ensemble": Search(
+        "SGD candidates x blocked folds trained together, epochs chosen by fold loss, the "
+        "model the mean of the best candidate's fold models",
+        ("n_iter", "cv", "folds", "max_epochs", "patience"),
+        ensemble=True,
+    ),
+    "population": Search(
+        "the study's random search, all fits at once, best refit",
+        ("n_iter", "cv", "epoch_choices"),
+    ),
+    "random": Search(
+        "the study's pipeline: skorch + RandomizedSearchCV", ("n_iter", "cv", "epoch_choices",
+                                                               "n_jobs"),
+    ),  # fmt: skip
+    "grid": Search("GridSearchCV over the study's grid", ("cv", "epoch_choices", "n_jobs")),
+    "none": Search(
+        "one fit with --lr --momentum --epochs --weight-decay",
+        ("lr", "momentum", "epochs", "weight_decay"),
+    ),
+}
+ENSEMBLES = tuple(k for k, s in SEARCHES.items() if s.ensemble)
 FOLDS = ("blocked", "shuffled")
 
 
@@ -143,7 +186,7 @@ class RegressionConfig:
             (self.trial_batch >= 1, f"--trial-batch must be >= 1, got {self.trial_batch}"),
             (self.pruner in PRUNERS, f"--pruner must be one of {', '.join(PRUNERS)}"),
             (
-                self.n_jobs == 1 or self.search in ("random", "grid"),
+                self.n_jobs == 1 or "n_jobs" in SEARCHES.get(self.search, SEARCHES["none"]).fields,
                 f"--n-jobs {self.n_jobs}: only --search random and grid run fits in parallel "
                 f"(--search {self.search} trains all its members as one computation)",
             ),
@@ -156,6 +199,11 @@ class RegressionConfig:
         ]
         require(checks)
         check_device(self.device)
+
+    def unused(self, given: set[str]) -> list[str]:
+        """The fields in ``given`` that this configuration's search does not use."""
+        used = set(COMMON_FIELDS) | set(SEARCHES[self.search].fields)
+        return sorted(given - used)
 
     def members_at_once(self) -> int:
         """How many nets the search trains side by side (what its memory scales with)."""

@@ -17,6 +17,7 @@ from glassnet.data.regression import RegressionData, find_gaps, input_grid
 from glassnet.data.sources import load_regression
 from glassnet.errors import NoModelError, UserError
 from glassnet.estimators import (
+    SEARCHES,
     RegressionConfig,
     make_deep_ensemble,
     make_ensemble_search,
@@ -90,7 +91,7 @@ def run_regression(
             f"training data ({data.source}) has {len(data.x_train):,} rows; a regression run "
             f"holds at most {MAX_REGRESSION_ROWS:,} (subsample it first)"
         )
-    if cfg.search != "none" and len(data.x_train) < cfg.cv:
+    if "cv" in SEARCHES[cfg.search].fields and len(data.x_train) < cfg.cv:
         raise UserError(
             f"training data ({data.source}) has {len(data.x_train)} rows, "
             f"fewer than --cv {cfg.cv} folds"
@@ -101,14 +102,7 @@ def run_regression(
         # first: resumable; the storage URL without its password (resume reads libpq's own)
         run.json("config.json", public_settings({**asdict(cfg), "kind": "regression"}))
         try:
-            if cfg.search == "deep-ensemble":
-                fit = _deep_ensemble(cfg, data, progress)
-            elif cfg.search == "ensemble":
-                fit = _ensemble(cfg, data, progress)
-            elif cfg.search == "tpe":
-                fit = _tpe(cfg, data, progress, run, resume)
-            else:
-                fit = _single_net(cfg, data, progress)
+            fit = RUNNERS[cfg.search](cfg, data, progress, run, resume)
         except NotBatchableError as e:
             raise UserError(f"--search {cfg.search}: {e}; use --search random") from None
         finally:
@@ -145,7 +139,7 @@ def run_regression(
     return RegressionResult(run_dir=out, metrics=metrics, model=fit.model, data=data)
 
 
-def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
+def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress, *_) -> _Fit:
     """The default: nets from different seeds on all the data (Adam), averaged."""
     est = make_deep_ensemble(cfg, progress)
     est.fit(_as_column(data.x_train), data.y_train)
@@ -162,7 +156,7 @@ def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progre
     return _Fit(model, model, "members (seeds)", metrics, curves, est.curves_["epoch"])
 
 
-def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
+def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress, *_) -> _Fit:
     """SGD candidates x blocked folds: the fold models of the best (candidate, epoch)."""
     search = make_ensemble_search(cfg, len(data.x_train), progress)
     search.fit(_as_column(data.x_train), data.y_train)
@@ -219,7 +213,7 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
     return _with_fold_band(cfg, net, best, X, y, search.cv, metrics, rows, progress)
 
 
-def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress) -> _Fit:
+def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress, *_) -> _Fit:
     """The study's way: one search (or one fit), the best refit, fold models for the band."""
     X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
     net = make_regressor(cfg, progress)
@@ -253,6 +247,12 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress)
         metrics["failed"] = [r["params"] for r in table if r["mean_cv_mse"] is None]
     metrics.update(best_params=best, epochs_run=len(net.history))
     return _with_fold_band(cfg, net, best, X, y, splitter, metrics, table, progress)
+
+
+# How each registered search (estimators.SEARCHES) runs: (cfg, data, progress, run, resume).
+RUNNERS = {"deep-ensemble": _deep_ensemble, "ensemble": _ensemble, "tpe": _tpe,
+           "population": _single_net, "random": _single_net, "grid": _single_net,
+           "none": _single_net}  # fmt: skip
 
 
 def _with_fold_band(cfg, net, best, X, y, splitter, metrics, rows, progress) -> _Fit:

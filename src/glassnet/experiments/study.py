@@ -38,8 +38,6 @@ def study_configs(
     if quick:  # minutes on two cores: small search, few epochs, part of the images
         reg = RegressionConfig(
             data_dir=data_dir,
-            n_iter=4,
-            max_epochs=300,
             members=2,
             ensemble_epochs=300,
             seed=seed,

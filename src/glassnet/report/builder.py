@@ -113,25 +113,21 @@ def _regression_title(cfg: dict) -> str:
     return f"Regression: MLP 1-{widths}-1, {cfg.get('activation', 'tanh')}; {how}"
 
 
+def _regression_only_for() -> dict[str, set[str]]:
+    """Each regression setting that not every search uses: the searches that do (the registry
+    ``estimators.SEARCHES`` says which)."""
+    from glassnet.estimators import SEARCHES
+
+    out: dict[str, set[str]] = {}
+    for name, kind in SEARCHES.items():
+        for f in kind.fields:
+            out.setdefault(f, set()).add(name)
+    return out
+
+
 # Settings that only some searches (or models) use; the others always apply.
 _ONLY_FOR = {
-    "regression": {
-        "lr": {"none"},
-        "momentum": {"none"},
-        "epochs": {"none"},
-        "weight_decay": {"none"},
-        "members": {"deep-ensemble"},
-        "adam_lr": {"deep-ensemble"},
-        "penalty": {"deep-ensemble"},
-        "ensemble_epochs": {"deep-ensemble"},
-        "n_iter": {"ensemble", "population", "random"},
-        "cv": {"ensemble", "population", "random", "grid"},
-        "folds": {"ensemble"},
-        "max_epochs": {"ensemble"},
-        "patience": {"ensemble"},
-        "epoch_choices": {"population", "random", "grid"},
-        "n_jobs": {"random", "grid"},
-    },
+    "regression": _regression_only_for(),
     "classification": {  # the grid chooses lr, dropout and epochs itself
         "lr": {"none"},
         "dropout": {"none"},
