@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from glassnet.activations import ACTIVATIONS
 
-__all__ = ["MLP", "LeNet5", "RegressionEnsemble", "ACTIVATIONS", "kaiming_init"]
+__all__ = [
+    "MLP",
+    "LeNet5",
+    "RegressionEnsemble",
+    "ACTIVATIONS",
+    "kaiming_init",
+    "standard_scaling",
+]
+
+
+def standard_scaling(a: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of ``a`` for standardising it; a constant column gets scale 1."""
+    std = float(np.std(a))
+    return float(np.mean(a)), (std if std > 0 else 1.0)
 
 
 class MLP(nn.Module):
@@ -125,6 +140,14 @@ class RegressionEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_outputs(x).mean(0)  # (batch, out): the ensemble's prediction
+
+    @torch.no_grad()
+    def predict_members(self, X: Any) -> np.ndarray:
+        """Every member's prediction for array-like inputs: (members, n) for one output."""
+        xt = torch.as_tensor(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
+        out = self.member_outputs(xt.to(self.x_mean.device))  # (members, n, out)
+        out = out.cpu().numpy()
+        return out[:, :, 0] if out.shape[2] == 1 else out
 
 
 class LeNet5(nn.Module):

@@ -35,17 +35,31 @@ from sklearn.utils.validation import check_is_fitted
 
 from glassnet.activations import BATCHABLE_ACTIVATIONS
 from glassnet.errors import NoModelError
-from glassnet.models import MLP, RegressionEnsemble
+from glassnet.models import MLP, RegressionEnsemble, standard_scaling
 from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
 from glassnet.search.engine import Population, epoch_batches
 from glassnet.search.optimizers import OPTIMIZERS
 
-__all__ = ["DeepEnsembleRegressor"]
+__all__ = ["DeepEnsembleRegressor", "EnsemblePredictions"]
 
 
-class DeepEnsembleRegressor(RegressorMixin, BaseEstimator):
+class EnsemblePredictions(RegressorMixin):
+    """``predict`` and ``predict_members`` of an estimator whose model is ``ensemble_`` (a
+    ``RegressionEnsemble``), with scikit-learn's ``score`` (R^2)."""
+
+    def predict(self, X) -> np.ndarray:
+        """The members' mean prediction, shaped (n,) for one output."""
+        return self.predict_members(X).mean(0)
+
+    def predict_members(self, X) -> np.ndarray:
+        """Every member's prediction: (members, n)."""
+        check_is_fitted(self, "ensemble_")
+        return self.ensemble_.predict_members(X)
+
+
+class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
     """``n_members`` MLPs (seeds ``random_state * 1000 + k``) trained on all of (X, y).
 
     Inputs and targets are standardised (the scaling is kept inside ``ensemble_``); every
@@ -99,8 +113,8 @@ class DeepEnsembleRegressor(RegressorMixin, BaseEstimator):
         self._check_params()
         X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        x_mean, x_scale = _scaling(X)
-        y_mean, y_scale = _scaling(y)
+        x_mean, x_scale = standard_scaling(X)
+        y_mean, y_scale = standard_scaling(y)
         Xs = torch.from_numpy(((X - x_mean) / x_scale).astype(np.float32))  # (n, in)
         ys = torch.from_numpy(((y - y_mean) / y_scale).astype(np.float32))  # (n, out)
         t0 = time.perf_counter()
@@ -119,18 +133,6 @@ class DeepEnsembleRegressor(RegressorMixin, BaseEstimator):
             "train_mse": [v * y_scale**2 for _, v in losses],
         }
         return self
-
-    def predict(self, X) -> np.ndarray:
-        """The members' mean prediction, shaped (n,) for one output."""
-        return self.predict_members(X).mean(0)
-
-    def predict_members(self, X) -> np.ndarray:
-        """Every member's prediction: (members, n)."""
-        check_is_fitted(self, "ensemble_")
-        xt = torch.as_tensor(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
-        with torch.no_grad():
-            out = self.ensemble_.member_outputs(xt)  # (members, n, out)
-        return out[:, :, 0].numpy() if out.shape[2] == 1 else out.numpy()
 
     # -- internals ----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -221,8 +223,3 @@ def bayesian_last_layer(members: list[MLP], X: torch.Tensor, y: torch.Tensor
         cov.append(torch.from_numpy(blr.sigma_))
         center.append(torch.from_numpy(blr.X_offset_))
     return {"last_cov": torch.stack(cov).float(), "last_center": torch.stack(center).float()}
-
-
-def _scaling(a: np.ndarray) -> tuple[float, float]:
-    std = float(a.std())
-    return float(a.mean()), (std if std > 0 else 1.0)

@@ -24,16 +24,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import ParameterSampler, check_cv
-from sklearn.utils.validation import check_is_fitted
 
 from glassnet.activations import BATCHABLE_ACTIVATIONS
 from glassnet.errors import NoModelError
-from glassnet.models import MLP, RegressionEnsemble
+from glassnet.models import MLP, RegressionEnsemble, standard_scaling
 from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
+from glassnet.search.deep_ensemble import EnsemblePredictions
 from glassnet.search.engine import Population, epoch_batches, validation_batch
 
 __all__ = ["EnsembleSearchCV"]
@@ -48,7 +48,7 @@ _KEYS = {
 }
 
 
-class EnsembleSearchCV(RegressorMixin, BaseEstimator):
+class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
     """Random search over SGD settings for an MLP regressor; the result is a fold-model ensemble.
 
     ``param_distributions`` maps ``lr``, ``optimizer__momentum`` and ``optimizer__weight_decay``
@@ -102,8 +102,8 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         self._check_params()
         X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-        self.x_mean_, self.x_scale_ = self._scaling(X) if self.scale_inputs else (0.0, 1.0)
-        self.y_mean_, self.y_scale_ = self._scaling(y)
+        self.x_mean_, self.x_scale_ = standard_scaling(X) if self.scale_inputs else (0.0, 1.0)
+        self.y_mean_, self.y_scale_ = standard_scaling(y)
         Xs = ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
         ys = ((y - self.y_mean_) / self.y_scale_).astype(np.float32)
         self.candidates_ = list(
@@ -116,18 +116,6 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         self.train_seconds_ = time.perf_counter() - t0
         self._collect(state, len(folds))
         return self
-
-    def predict(self, X) -> np.ndarray:
-        """The ensemble's mean prediction, shaped (n,) for one output."""
-        return self.predict_members(X).mean(0)
-
-    def predict_members(self, X) -> np.ndarray:
-        """Every fold model's prediction: (members, n)."""
-        check_is_fitted(self, "ensemble_")
-        xt = torch.as_tensor(np.asarray(X, dtype=np.float32).reshape(len(X), -1))
-        with torch.no_grad():
-            out = self.ensemble_.member_outputs(xt)  # (members, n, out)
-        return out[:, :, 0].numpy() if out.shape[2] == 1 else out.numpy()
 
     # -- internals ----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -144,11 +132,6 @@ class EnsembleSearchCV(RegressorMixin, BaseEstimator):
         for name in ("n_iter", "max_epochs", "check_every", "patience", "top_k", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @staticmethod
-    def _scaling(a: np.ndarray) -> tuple[float, float]:
-        std = float(a.std())
-        return float(a.mean()), (std if std > 0 else 1.0)
 
     def _settings(self, cand: dict) -> dict[str, float]:
         s = {"lr": 0.01, "momentum": 0.9, "wd": 0.0, "dropout": 0.0, "input_scale": 1.0}
