@@ -20,12 +20,6 @@ __all__ = ["build_report", "STUDY", "software_versions"]
 
 # The study's own numbers, shown beside ours.
 _LOWER_IS_BETTER = {"train_mse", "test_mse", "cv_mse"}
-_LABELS = {
-    "train_mse": "train MSE",
-    "test_mse": "test MSE",
-    "cv_mse": "CV MSE",
-    "test_accuracy": "test accuracy",
-}
 _FIGURE_ORDER = list(CAPTIONS)
 
 

@@ -13,7 +13,7 @@ from glassnet.search.population import PopulationSearchCV
 
 __all__ = ["make_search", "search_summary", "cv_rows", "BlockedKFold", "SEARCH_KINDS"]
 
-SEARCH_KINDS = ("population", "random", "grid", "none")
+SEARCH_KINDS = ("population", "random", "grid")  # what make_search builds
 
 
 class BlockedKFold(BaseCrossValidator):
