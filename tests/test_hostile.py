@@ -57,7 +57,8 @@ def test_database_password_is_never_written_or_printed(postgres_url, small_csvs,
         assert secret.encode() not in p.read_bytes(), p
     # a storage that cannot be opened: the error names it, masked
     bad = f"postgresql://alice:{secret}@127.0.0.1:1/none"
-    code = main(_regress(small_csvs, tmp_path / "x", "--search", "tpe", "--storage", bad))
+    code = main(["regression", "--train", str(tr), "--test", str(te), "--search", "tpe",
+                 "--storage", bad, "--quiet", "--out", str(tmp_path / "x")])  # fmt: skip
     err = _one_line_refusal(capsys, code, needle="alice:***@127.0.0.1:1")
     assert secret not in err
 
@@ -143,14 +144,15 @@ def test_class_names_are_drawn_literally():
     assert [s.replace("\\$", "$") for s in labels] == names  # drawn as written
 
 
-@pytest.mark.parametrize("extra", [["--search", "deep-ensemble", "--adam-lr", "1e30"],
-                                   ["--search", "none", "--lr", "1e6", "--momentum", "0.99"]])
+@pytest.mark.parametrize("extra", [
+    ["--search", "deep-ensemble", "--adam-lr", "1e30", "--ensemble-epochs", "30"],
+    ["--search", "none", "--lr", "1e6", "--momentum", "0.99", "--epochs", "30"],
+])  # fmt: skip
 def test_settings_that_train_nothing_are_one_line_and_exit_1(small_csvs, tmp_path, capsys, extra):
     tr, te = small_csvs
     out = tmp_path / "d"
     code = main(["regression", "--train", str(tr), "--test", str(te), "--hidden", "8",
-                 "--ensemble-epochs", "30", "--epochs", "30", "--quiet", "--out", str(out),
-                 *extra])  # fmt: skip
+                 "--quiet", "--out", str(out), *extra])  # fmt: skip
     _one_line_refusal(capsys, code, rc=1, needle="diverged")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv"]  # no run
 
@@ -165,7 +167,9 @@ def test_settings_that_train_nothing_are_one_line_and_exit_1(small_csvs, tmp_pat
     ],
 )
 def test_settings_checked_before_work(small_csvs, tmp_path, capsys, args, message):
-    code = main(_regress(small_csvs, tmp_path / "o", *args))
+    tr, te = small_csvs
+    code = main(["regression", "--train", str(tr), "--test", str(te), "--quiet", "--out",
+                 str(tmp_path / "o"), *args])  # fmt: skip
     _one_line_refusal(capsys, code, needle=message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv"]
 
