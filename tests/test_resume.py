@@ -88,6 +88,9 @@ def _start(args):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job ignores Ctrl-C, and its children inherit that: restore the
+        # default so the run hears the SIGINT this test sends (`make test &` would fail else).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
