@@ -175,15 +175,11 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         progress = self.progress or Progress()
         progress.start(self.n_members * self.epochs, f"deep ensemble: {self.n_members} members")
         full_batch = self.batch_size >= n  # one batch per epoch: build it once
-        batches, losses = None, []
+        batches, losses, sizes = None, [], [n] * self.n_members
         for epoch in range(1, self.epochs + 1):
             if batches is None or not full_batch:
-                sizes = [n] * self.n_members
                 batches = epoch_batches(pop.ids, sizes, idx, n, self.batch_size, True, gen, Xt, yt)
-            loss = torch.zeros(len(pop.ids), device=dev)
-            for Xb, yb, w, active, count in batches:
-                loss += pop.step(Xb, yb, w, active, None, self.chunk_size) * count
-            loss = (loss / n).tolist()
+            loss = pop.epoch(batches, sizes, None, self.chunk_size).tolist()
             progress.advance(len(pop.ids))
             self.member_epochs_ += len(pop.ids)
             bad = [r for r, v in enumerate(loss) if not math.isfinite(v)]

@@ -203,6 +203,20 @@ class Population:
                 dz = self._backprop_act(da, hidden[i - 1])  # (member, batch, fan_in)
         return loss
 
+    def epoch(
+        self,
+        batches: list[tuple[torch.Tensor, ...]],
+        sizes: Sequence[int],
+        gen: torch.Generator | None,
+        chunk: int,
+    ) -> torch.Tensor:
+        """One epoch of every member over ``batches`` (``epoch_batches``'s); returns each
+        member's mean training loss over its ``sizes[id]`` rows: (member,)."""
+        loss = torch.zeros(len(self.ids), device=self.W[0].device)
+        for Xb, yb, w, active, count in batches:
+            loss += self.step(Xb, yb, w, active, gen, chunk) * count
+        return loss / torch.tensor([sizes[m] for m in self.ids], device=loss.device)
+
     def _backprop_act(self, da: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """Gradient through the activation, from its output h; overwrites and returns da."""
         return self.act_grad(da, h)
@@ -358,10 +372,7 @@ def train_population(
         epoch += 1
         if batches is None or not full_batch:
             batches = epoch_batches(pop.ids, sizes, train_idx, n_max, bs, spec.shuffle, gen, Xt, yt)
-        ep_loss = torch.zeros(len(pop.ids), device=dev)
-        for Xb, yb, w, active, count in batches:
-            ep_loss += pop.step(Xb, yb, w, active, drop_gen, chunk_size) * count
-        ep_loss /= torch.tensor([sizes[m] for m in pop.ids], device=dev)
+        ep_loss = pop.epoch(batches, sizes, drop_gen, chunk_size)
         keep = finish(pop, epoch, ep_loss.tolist())
         progress.advance(len(pop.ids))
         progress.note(f"epoch {epoch}, {len(keep)} members training")

@@ -176,10 +176,7 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
                 )
                 f = factor[pop.ids]  # (member, 1, 1): each member's input scale
                 batches = [(Xb * f, *rest) for Xb, *rest in batches]
-            loss = torch.zeros(len(pop.ids), device=dev)
-            for Xb, yb, w, active, count in batches:
-                loss += pop.step(Xb, yb, w, active, None, self.chunk_size) * count
-            loss = (loss / torch.tensor([sizes[m] for m in pop.ids], device=dev)).tolist()
+            loss = pop.epoch(batches, sizes, None, self.chunk_size).tolist()
             progress.advance(len(pop.ids))
             check = epoch % self.check_every == 0 or epoch == self.max_epochs
             leaving = self._update(st, pop, members, n_folds, epoch, loss, check, Xv, yv, wv)

@@ -183,9 +183,7 @@ class TPESearchCV(BaseEstimator):
             if batches is None or not full_batch:
                 batches = epoch_batches(pop.ids, sizes, train_idx, max(sizes), spec.batch_size,
                                         spec.shuffle, gen, Xt, yt)  # fmt: skip
-            loss = torch.zeros(len(pop.ids), device=dev)
-            for Xb, yb, w, active, count in batches:
-                loss += pop.step(Xb, yb, w, active, drop_gen, self.chunk_size) * count
+            loss = pop.epoch(batches, sizes, drop_gen, self.chunk_size)
             self.member_epochs_ += len(pop.ids)
             rows_of: dict[int, list[int]] = {}
             for r, m in enumerate(pop.ids):
