@@ -66,7 +66,7 @@ def run_classification(
     with RunWriter(out, resume=resume) as run, seeded(cfg.seed):  # caller's generators untouched
         config = _saved_config(cfg, data)
         state = _resume_state(run, config) if resume else None
-        run.json("config.json", config)  # first: the partial folder can be resumed from here
+        run.settings(config)  # first: the partial folder can be resumed from here
         x_tr, x_val, y_tr, y_val = _split(data, cfg)
         train, valid = (x_tr, y_tr), (x_val, y_val)
         fitted = _fit(cfg, len(data.classes), train, valid, progress, run, state, resume)

@@ -100,7 +100,7 @@ def run_regression(
     t0 = time.perf_counter()
     with RunWriter(out, resume=resume) as run, seeded(cfg.seed):  # caller's generators untouched
         # first: resumable; the storage URL without its password (resume reads libpq's own)
-        run.json("config.json", public_settings({**asdict(cfg), "kind": "regression"}))
+        run.settings(public_settings({**asdict(cfg), "kind": "regression"}))
         try:
             fit = RUNNERS[cfg.search](cfg, data, progress, run, resume)
         except NotBatchableError as e:

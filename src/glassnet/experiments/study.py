@@ -118,7 +118,7 @@ def reproduce(
     metrics = {}
     with RunWriter(out, resume=resume) as run:
         settings = {"data_dir": data_dir, "quick": quick, "seed": seed, "device": device}
-        run.json("config.json", {"kind": "reproduce", **settings})  # what resume runs again
+        run.settings({"kind": "reproduce", **settings})  # what resume runs again
         for i, (name, (fn, cfg, what)) in enumerate(zip(names, steps), 1):
             log(f"{i}/{len(steps)} {what}")
             metrics[name] = _experiment(fn, cfg, run.file(name), progress, resume)

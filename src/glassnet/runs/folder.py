@@ -280,12 +280,14 @@ class RunWriter:
     def json(self, name: str, obj: Any) -> Path:
         """Write ``obj`` as indented JSON (atomically) and return its path."""
         p = self.file(name)
-        data = (json.dumps(to_jsonable(obj), indent=2) + "\n").encode()
-        atomic_write(p, data)
-        if name == "config.json":  # what resume checks the settings against
-            import hashlib
+        atomic_write(p, (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
+        return p
 
-            atomic_write(self.file(_DIGEST), hashlib.sha256(data).hexdigest().encode())
+    def settings(self, obj: Any) -> Path:
+        """Write the run's settings (config.json), and their digest beside them: what resume
+        checks the settings against (``check_settings_unchanged``)."""
+        p = self.json("config.json", obj)
+        atomic_write(self.file(_DIGEST), _digest(p).encode())
         return p
 
     def csv(self, name: str, rows: list[dict[str, Any]]) -> Path:
