@@ -42,7 +42,7 @@ class _Devices:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
-    from glassnet.estimators import FOLDS, MODELS, PRESETS, SEARCHES
+    from glassnet.estimators import FOLDS, MODELS, PRESETS, SEARCHES, RegressionConfig
     from glassnet.models import ACTIVATIONS
     from glassnet.search.studies import PRUNERS
     from glassnet.training import PRECISIONS
@@ -83,12 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {kind.help}" for name, kind in SEARCHES.items()),
     )
     e = r.add_argument_group("--search deep-ensemble (the default)")
-    e.add_argument("--members", type=_int, help="nets averaged, one seed each (default: 4)")
-    e.add_argument("--adam-lr", type=_float, help="Adam's learning rate (default: 0.003)")
-    e.add_argument(
-        "--penalty", type=_float, help="L2 penalty (Adam's weight decay; default: 0.0003)"
-    )
-    e.add_argument("--ensemble-epochs", type=_int, help="epochs per member (default: 2000)")
+    reg = RegressionConfig()  # the defaults shown are the config's own, never copied here
+    e.add_argument("--members", type=_int,
+                   help=f"nets averaged, one seed each (default: {reg.members})")
+    e.add_argument("--adam-lr", type=_float,
+                   help=f"Adam's learning rate (default: {reg.adam_lr})")
+    e.add_argument("--penalty", type=_float,
+                   help=f"L2 penalty (Adam's weight decay; default: {reg.penalty})")
+    e.add_argument("--ensemble-epochs", type=_int,
+                   help=f"epochs per member (default: {reg.ensemble_epochs})")  # fmt: skip
     s.add_argument(
         "--n-iter",
         type=_int,
