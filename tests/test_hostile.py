@@ -244,7 +244,7 @@ def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
 
     import optuna
 
-    from glassnet.search.studies import storage_from_url
+    from glassnet.search.storage import storage_from_url
     from tests.conftest import PostgresServer
 
     server = PostgresServer()

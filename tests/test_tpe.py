@@ -6,14 +6,13 @@ import sys
 import textwrap
 
 import numpy as np
+import optuna
 import pytest
 
 from glassnet.cli import main
 from glassnet.estimators import RegressionConfig, make_regressor
-from glassnet.search.studies import storage_from_url
+from glassnet.search.storage import storage_from_url
 from glassnet.search.tpe import TPESearchCV
-
-optuna = pytest.importorskip("optuna")
 
 EPOCHS, CHECK = 30, 10
 
@@ -139,6 +138,12 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 
 def test_two_workers_share_one_postgresql_study(postgres_url):
     _two_workers(postgres_url)
+
+
+def test_two_workers_share_one_journal_file(tmp_path):
+    """Optuna's journal file, its advice for several processes on one machine."""
+    _two_workers(str(tmp_path / "shared.log"))
+    assert (tmp_path / "shared.log").stat().st_size > 0
 
 
 # --- the command line -------------------------------------------------------------------------

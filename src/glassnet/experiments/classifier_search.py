@@ -96,7 +96,8 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     process, --n-trials 0) is trained again from its parameters."""
     import optuna
 
-    from glassnet.search.studies import make_pruner, open_study, storage_faults
+    from glassnet.search.storage import storage_faults
+    from glassnet.search.studies import make_pruner, open_study
 
     space = _tpe_space(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4)
@@ -112,6 +113,7 @@ def _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, spa
     """tpe_search's trials and its best net, with the study open."""
     import optuna
 
+    from glassnet.search.storage import ask, fail_stale, heartbeats
     from glassnet.search.studies import RUN_TAG, ReportToTrial, optuna_space, trials_left
 
     n_trials, name = cfg.n_trials, study.study_name
@@ -120,14 +122,16 @@ def _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, spa
     dists, nets, pruned = optuna_space(space), {}, 0
     progress.start(n_trials, f"TPE search: {cfg.n_trials} trials")
     for _ in range(n_trials):
-        trial = study.ask(dists)
-        trial.set_user_attr(RUN_TAG, run.run_id)
+        fail_stale(study)  # a dead worker's trials: failed, and asked again here
+        trial = ask(study, dists)
         sub = replace(cfg, **trial.params)
         report = (("optuna", ReportToTrial(trial)),)
         net = make_classifier(sub, n_classes, len(train[1]), valid, None, (), None,
                               run.file(f"tensorboard/trial-{trial.number}"), report)  # fmt: skip
         try:
-            net.fit(*train)
+            with heartbeats(study, [trial]):
+                trial.set_user_attr(RUN_TAG, run.run_id)
+                net.fit(*train)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             pruned += 1

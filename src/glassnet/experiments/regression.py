@@ -185,13 +185,11 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
     search = make_tpe_search(cfg, storage, progress)
     search.set_params(run_tag=run.run_id)  # this run's trials, even in a shared study
     if resume:  # the study is the record: run only the trials still missing
-        import optuna
-
-        from glassnet.search.studies import storage_faults, storage_from_url, trials_left
+        from glassnet.search.storage import load_study, storage_faults
+        from glassnet.search.studies import trials_left
 
         with storage_faults(storage):
-            study = optuna.load_study(study_name=cfg.study_name,
-                                      storage=storage_from_url(storage))  # fmt: skip
+            study = load_study(storage, cfg.study_name)
             # the run's own study holds its trials alone; a shared one, its tagged trials
             tag = None if cfg.storage is None else run.run_id
             search.set_params(n_trials=trials_left(study, cfg.n_trials, tag))

@@ -9,19 +9,15 @@ lost or run twice.
 
 from __future__ import annotations
 
-import errno
 import json
-import re
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from skorch.callbacks import Callback
 
-from glassnet.errors import StorageError, UserError
+from glassnet.errors import UserError
 from glassnet.redact import mask_url
+from glassnet.search.storage import reason, retry_once, storage_from_url
 
 __all__ = [
     "PRUNERS",
@@ -30,8 +26,6 @@ __all__ = [
     "make_pruner",
     "open_study",
     "optuna_space",
-    "storage_faults",
-    "storage_from_url",
     "trials_left",
 ]
 
@@ -117,7 +111,7 @@ def open_study(
         )
     except Exception as e:  # noqa: BLE001 - database drivers raise many types
         raise UserError(
-            f"--storage {mask_url(storage)}: cannot open the study ({_reason(e)})"
+            f"--storage {mask_url(storage)}: cannot open the study ({reason(e)})"
         ) from None
     signature = json.dumps({k: list(v) for k, v in sorted(space.items())})
     if study.direction.name.lower() != direction:
@@ -136,45 +130,11 @@ def open_study(
     return study
 
 
-def storage_from_url(url: str) -> Any:
-    import optuna
-
-    if "://" not in url:
-        raise UserError(f"--storage {mask_url(url)}: not a database URL (e.g. "
-                        "sqlite:///study.db, postgresql://user@host/db)")  # fmt: skip
-    if url.startswith(("postgresql://", "postgres://")):
-        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; glassnet ships psycopg2
-        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):  # several workers on one file wait for each other's writes
-        kwargs = {"connect_args": {"timeout": 60}}
-    for attempt in range(6):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        except Exception as e:  # noqa: BLE001 - SQLAlchemy and the drivers raise many types
-            # Two workers creating a new database's tables at once: one wins, the other
-            # finds them made once it tries again. Anything else is the URL's fault.
-            racing = any(w in str(e) for w in ("UNIQUE constraint", "already exists", "locked"))
-            if not racing or attempt == 5:
-                raise UserError(f"--storage {mask_url(url)}: cannot open ({_reason(e)})") from None
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _reason(e: BaseException) -> str:
-    """The first line of the driver's own message: Optuna and SQLAlchemy wrap it in theirs."""
-    while e.__cause__ is not None or e.__context__ is not None:
-        e = e.__cause__ or e.__context__  # type: ignore[assignment]
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    # a driver's message may quote the URL it was given: never its password
-    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
-    return text.split(" (Background on this error")[0][:200]
-
-
 def trials_left(study: Any, n_trials: int, tag: str | None = None) -> int:
-    """For a resumed run: mark the trials its dead process left RUNNING as failed, and return
-    how many of ``n_trials`` are still to run. ``tag``: only the trials this run asked for
-    (user attribute ``RUN_TAG``), in a study other processes share; None: every trial (the
-    run's own study)."""
+    """For a resumed run: mark the trials its dead process left RUNNING as failed, queue each
+    again once with its parameters (``retry_once``), and return how many of ``n_trials`` are
+    still to run. ``tag``: only the trials this run asked for (user attribute ``RUN_TAG``), in
+    a study other processes share; None: every trial (the run's own study)."""
     import optuna
 
     def mine(t: Any) -> bool:
@@ -187,25 +147,13 @@ def trials_left(study: Any, n_trials: int, tag: str | None = None) -> int:
     State = optuna.trial.TrialState
     for t in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
         if mine(t) or orphan(t):
-            study._storage.set_trial_state_values(t._trial_id, State.FAIL)
+            try:
+                study._storage.set_trial_state_values(t._trial_id, State.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker found it stale first, and queued it again
+            retry_once(study, study._storage.get_trial(t._trial_id))
     finished = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED))
     return max(0, n_trials - sum(mine(t) for t in finished))
-
-
-@contextmanager
-def storage_faults(url: str | None) -> Iterator[None]:
-    """Turn a database failure while a study is in use into ``StorageError`` (one line naming
-    the storage, password masked; the run is kept for resume). Optuna wraps the driver's error
-    in a misleading one ("... exceeding max length"): the message is the driver's own."""
-    import optuna
-    import sqlalchemy.exc
-
-    try:
-        yield
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
-        where = mask_url(url) or "the study's storage"
-        raise StorageError(errno.EIO, f"the study's database failed ({_reason(e)})",
-                           where) from None  # fmt: skip
 
 
 class ReportToTrial(Callback):

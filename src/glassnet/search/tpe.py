@@ -29,13 +29,8 @@ from glassnet.errors import NoModelError
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.engine import Population, epoch_batches, validation_batch
-from glassnet.search.studies import (
-    RUN_TAG,
-    make_pruner,
-    open_study,
-    optuna_space,
-    storage_faults,
-)
+from glassnet.search.storage import ask, fail_stale, heartbeats, storage_faults
+from glassnet.search.studies import RUN_TAG, make_pruner, open_study, optuna_space
 
 __all__ = ["TPESearchCV", "REGRESSION_SPACE", "best_trial", "trial_mse", "trial_params"]
 
@@ -141,11 +136,13 @@ class TPESearchCV(BaseEstimator):
         dists = optuna_space(space)
         done = 0
         while done < self.n_trials:
-            trials = [self.study_.ask(dists) for _ in range(min(self.batch, self.n_trials - done))]
-            if self.run_tag is not None:
-                for t in trials:
-                    t.set_user_attr(RUN_TAG, self.run_tag)
-            self._round(trials, spec, X, y, folds, progress, t0)
+            fail_stale(self.study_)  # a dead worker's trials: failed, and asked again here
+            trials = [ask(self.study_, dists) for _ in range(min(self.batch, self.n_trials - done))]
+            with heartbeats(self.study_, trials):
+                if self.run_tag is not None:
+                    for t in trials:
+                        t.set_user_attr(RUN_TAG, self.run_tag)
+                self._round(trials, spec, X, y, folds, progress, t0)
             done += len(trials)
             self.rounds_.append((time.perf_counter() - t0, self.member_epochs_, self._best, done))
         self.train_seconds_ = time.perf_counter() - t0
