@@ -1,6 +1,7 @@
 # make demo  - the main job (sets itself up first)
 # make test  - the whole test suite (sets itself up first)
-# make setup - .venv with the pinned stack (constraints.txt) and glassnet, editable, with test extras
+# make setup - .venv with the pinned stack (constraints.txt) and glassnet, editable, with the
+#              test and export extras
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +14,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,export]'
 	touch $(STAMP)
 
 demo: setup

@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reproduce": _reproduce,
         "data": _download,
         "predict": _predict,
+        "export": _export,
         "rerun": _rerun,
         "resume": _resume,
     }
@@ -278,6 +279,18 @@ def _predict_images(run_dir: Path, images: list[str]) -> int:
     for path, p in zip(images, proba):
         k = int(p.argmax())
         print(f"{path},{classes[k]},{p[k]:.4f}," + ",".join(f"{v:.4f}" for v in p))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from glassnet.export import export_run
+
+    done = export_run(args.run_dir, args.format, args.output)
+    shape = lambda s: "(" + ", ".join(map(str, s)) + ")"  # noqa: E731
+    check = ("not checked: onnxruntime is not installed" if done.max_abs_diff is None
+             else f"matches the run's predictions to {done.max_abs_diff:.1e}")  # fmt: skip
+    print(f"wrote {done.path} ({done.format}): {done.input} {shape(done.input_shape)} -> "
+          f"{done.output} {shape(done.output_shape)}; {check}")  # fmt: skip
     return 0
 
 

@@ -263,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--input", metavar="CSV", help="CSV of inputs: one column, or input,label (labels ignored)"
     )
+    ex = sub.add_parser(
+        "export",
+        help="write a run's model as one ONNX or TorchScript file, to use without glassnet",
+        description="Regression: x (batch, 1) -> y (batch, 1), data units, the ensemble's "
+        "scaling and mean included. Classification: pixels (batch, 1, 28, 28), 0-255 -> class "
+        "probabilities. The file is checked against the run's own predictions before it is kept.",
+    )
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    ex.add_argument("-o", "--output", metavar="FILE",
+                    help="default: RUN_DIR/model.onnx (or model.pt for torchscript)")  # fmt: skip
     re = sub.add_parser(
         "rerun",
         help="run again with a finished run's config.json (same settings, same seed)",
