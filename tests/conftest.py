@@ -115,3 +115,27 @@ def postgres_url():
         yield server.url
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Finished runs trained in seconds, shared by the tests that read runs back: a deep
+    ensemble, the study's single net, and both classifiers."""
+    from glassnet.estimators import ClassificationConfig
+    from glassnet.experiments.classification import run_classification
+    from glassnet.experiments.regression import run_regression
+
+    from .test_data_images import make_idx_folder
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    data = make_idx_folder(root / "data", n_train=120, n_test=30, n_classes=3)
+    ens = RegressionConfig(search="deep-ensemble", members=2, ensemble_epochs=200, device="cpu")
+    one = RegressionConfig(search="none", hidden=(16, 8), epochs=20, cv=2, device="cpu")
+    cls = dict(data_dir=str(data), epochs=1, batch_size=32, device="cpu")
+    return {
+        "ensemble": run_regression(ens, root / "ens").run_dir,
+        "single": run_regression(one, root / "one").run_dir,
+        "mlp": run_classification(ClassificationConfig(model="mlp", **cls), root / "mlp").run_dir,
+        "lenet5": run_classification(ClassificationConfig(model="lenet5", **cls),
+                                     root / "cnn").run_dir,  # fmt: skip
+    }

@@ -50,6 +50,56 @@ def test_regression_run_writes_event_files(tmp_path, fast_cfg):
     assert acc.Tags()["histograms"]
 
 
+def _hparams(folder):
+    """What TensorBoard's HParams tab reads from one run's folder: the experiment (hparam and
+    metric names), the session's hparam values, and the metrics' scalars."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util import tensor_util
+
+    found = {"values": {}}
+    for file in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(file)).Load():
+            for v in event.summary.value:
+                content = v.metadata.plugin_data.content
+                if v.tag == metadata.EXPERIMENT_TAG:
+                    found["experiment"] = metadata.parse_experiment_plugin_data(content)
+                elif v.tag == metadata.SESSION_START_INFO_TAG:
+                    found["start"] = metadata.parse_session_start_info_plugin_data(content)
+                elif v.tag.startswith("final/"):
+                    found["values"][v.tag] = float(tensor_util.make_ndarray(v.tensor))
+    return found
+
+
+def test_every_run_is_listed_in_tensorboards_hparams_tab(tiny_runs):
+    """Settings and final metrics, in the run's own tensorboard/ folder (no timestamped
+    sub-folder), read back as TensorBoard's HParams plugin reads them."""
+    for kind in ("ensemble", "mlp"):
+        run_dir = tiny_runs[kind]
+        config = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        found = _hparams(run_dir / "tensorboard")
+        assert not [p for p in (run_dir / "tensorboard").iterdir() if p.is_dir()]
+        values = found["start"].hparams
+        assert values["seed"].number_value == config["seed"]
+        assert values["kind"].string_value == config["kind"]
+        names = {h.name for h in found["experiment"].hparam_infos}
+        metric_tags = {m.name.tag for m in found["experiment"].metric_infos}
+        if kind == "ensemble":
+            assert values["search"].string_value == "deep-ensemble"
+            assert values["members"].number_value == 2
+            assert values["hidden"].string_value == "512,256"
+            assert "lr" not in names  # SGD's rate: a setting the deep ensemble does not use
+            keys = ("test_mse", "train_mse", "baseline_gp_test_mse")
+        else:
+            assert values["model"].string_value == "mlp"
+            assert values["lr"].number_value == config["lr"]
+            keys = ("test_accuracy",)
+        for key in keys:
+            assert f"final/{key}" in metric_tags
+            assert found["values"][f"final/{key}"] == np.float32(metrics[key])
+
+
 def test_cache_folder_is_the_platforms_unless_overridden(monkeypatch, tmp_path):
     import platformdirs
 

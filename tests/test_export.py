@@ -10,34 +10,11 @@ import pytest
 import torch
 
 from glassnet.cli import main
-from glassnet.estimators import ClassificationConfig, RegressionConfig
-from glassnet.experiments.classification import run_classification
-from glassnet.experiments.regression import run_regression
 from glassnet.export import read_metadata
 from glassnet.preprocessing import to_inputs
 from glassnet.runs.load import load_classifier, load_regression_model
 
-from .test_data_images import make_idx_folder
-
 TOLERANCE = 1e-5  # the issue's bound: max |exported - glassnet|
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A deep ensemble (scaling and members in the graph), the study's single net, and both
-    classifiers, each trained for seconds."""
-    root = tmp_path_factory.mktemp("export")
-    data = make_idx_folder(root / "data", n_train=120, n_test=30, n_classes=3)
-    ens = RegressionConfig(search="deep-ensemble", members=2, ensemble_epochs=200, device="cpu")
-    one = RegressionConfig(search="none", hidden=(16, 8), epochs=20, cv=2, device="cpu")
-    cls = dict(data_dir=str(data), epochs=1, batch_size=32, device="cpu")
-    return {
-        "ensemble": run_regression(ens, root / "ens").run_dir,
-        "single": run_regression(one, root / "one").run_dir,
-        "mlp": run_classification(ClassificationConfig(model="mlp", **cls), root / "mlp").run_dir,
-        "lenet5": run_classification(ClassificationConfig(model="lenet5", **cls),
-                                     root / "cnn").run_dir,  # fmt: skip
-    }
 
 
 def _glassnet(run_dir, kind, n):
@@ -56,8 +33,8 @@ def _glassnet(run_dir, kind, n):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ensemble", "single", "mlp", "lenet5"])
-def test_onnx_and_torchscript_agree_with_glassnet(runs, kind, tmp_path, capsys):
-    run_dir = runs[kind]
+def test_onnx_and_torchscript_agree_with_glassnet(tiny_runs, kind, tmp_path, capsys):
+    run_dir = tiny_runs[kind]
     onnx_file, ts_file = tmp_path / "m.onnx", tmp_path / "m.pt"
     assert main(["export", str(run_dir), "-o", str(onnx_file)]) == 0
     assert main(["export", str(run_dir), "--format", "torchscript", "-o", str(ts_file)]) == 0
@@ -83,16 +60,16 @@ def test_onnx_and_torchscript_agree_with_glassnet(runs, kind, tmp_path, capsys):
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_default_output_is_in_the_run_folder(runs, capsys):
-    run_dir = runs["single"]
+def test_default_output_is_in_the_run_folder(tiny_runs, capsys):
+    run_dir = tiny_runs["single"]
     assert main(["export", str(run_dir), "--format", "torchscript"]) == 0
     assert (run_dir / "model.pt").is_file() and str(run_dir / "model.pt") in capsys.readouterr().out
     (run_dir / "model.pt").unlink()
 
 
-def test_an_old_or_damaged_run_folder_is_one_line(runs, tmp_path, capsys):
+def test_an_old_or_damaged_run_folder_is_one_line(tiny_runs, tmp_path, capsys):
     old = tmp_path / "old"
-    shutil.copytree(runs["mlp"], old)
+    shutil.copytree(tiny_runs["mlp"], old)
     cfg = json.loads((old / "config.json").read_text())
     del cfg["input_mean"]  # recorded only since input scaling became a setting
     (old / "config.json").write_text(json.dumps(cfg))
@@ -102,5 +79,5 @@ def test_an_old_or_damaged_run_folder_is_one_line(runs, tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.glob(".*tmp"))
     assert main(["export", str(tmp_path / "none"), "-o", str(tmp_path / "m.onnx")]) == 2
     assert "not a folder" in capsys.readouterr().err
-    assert main(["export", str(runs["mlp"]), "-o", str(tmp_path / "no" / "m.onnx")]) == 2
+    assert main(["export", str(tiny_runs["mlp"]), "-o", str(tmp_path / "no" / "m.onnx")]) == 2
     assert "existing folder" in capsys.readouterr().err

@@ -3,19 +3,21 @@
 Each run folder gets a ``tensorboard/`` folder; ``tensorboard --logdir runs`` shows them all.
 Classification runs write as they train (``TensorBoardLog``, a skorch callback); regression
 runs, which train a whole population at once, write their curves when training ends
-(``write_curves``).
+(``write_curves``). Every finished run also writes its settings and final metrics for the
+HParams tab (``write_hparams``), which lists runs side by side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from skorch.callbacks import Callback
 
-__all__ = ["TensorBoardLog", "write_curves", "HISTOGRAM_EVERY"]
+__all__ = ["TensorBoardLog", "write_curves", "write_hparams", "HISTOGRAM_EVERY"]
 
 HISTOGRAM_EVERY = 5  # epochs between weight histograms (and the first and last epoch)
 
@@ -94,3 +96,45 @@ def write_curves(
     if module is not None:
         _histograms(writer, module, last)
     writer.close()
+
+
+def write_hparams(
+    logdir: str | Path, settings: Mapping[str, Any], metrics: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Write a finished run's settings and final metrics for TensorBoard's HParams tab, into
+    ``logdir`` itself (``SummaryWriter.add_hparams`` would make a timestamped sub-folder, a
+    second "run" beside the curves).
+
+    Hyperparameters: every setting that is a number, a string or a flag (lists as text, None
+    as "none"), and the search's choice as ``chosen/<name>``. Metrics: every finite number in
+    ``metrics`` as ``final/<name>``. Returns both, as written."""
+    from torch.utils.tensorboard.summary import hparams
+
+    hp = {k: _hparam(v) for k, v in settings.items() if _hparam(v) is not None}
+    for k, v in (metrics.get("best_params") or {}).items():
+        if _hparam(v) is not None:
+            hp[f"chosen/{k}"] = _hparam(v)
+    finals = {
+        f"final/{k}": float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    writer = _writer(logdir)
+    for summary in hparams(hp, finals):  # the experiment, the session's start and its end
+        writer.file_writer.add_summary(summary)
+    for tag, v in finals.items():
+        writer.add_scalar(tag, v, 0)
+    writer.close()
+    return {"hparams": hp, "metrics": finals}
+
+
+def _hparam(v: Any) -> bool | int | float | str | None:
+    if isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, (int, float)):
+        return v if math.isfinite(v) else str(v)
+    if v is None:
+        return "none"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return None  # nested records (data summaries) are not settings

@@ -19,6 +19,7 @@ from glassnet.checkpoints import resume_fit
 from glassnet.data.images import ImageData, load_images
 from glassnet.errors import DivergedError, UserError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
+from glassnet.events import write_hparams
 from glassnet.experiments.classifier_search import grid_search, tpe_search
 from glassnet.metrics import classification_scores
 from glassnet.preprocessing import to_inputs
@@ -82,6 +83,7 @@ def run_classification(
         best_epoch = dict(net.callbacks_)["best"].best_epoch_
         classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
         metrics.seconds = round(time.perf_counter() - t0, 2)
+        write_hparams(run.file("tensorboard"), config, metrics.to_json())
         run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run
     return ClassificationResult(out, metrics, net, data)
 

@@ -24,7 +24,7 @@ from glassnet.estimators import (
     make_regressor,
     make_tpe_search,
 )
-from glassnet.events import write_curves
+from glassnet.events import write_curves, write_hparams
 from glassnet.introspection import fold_band
 from glassnet.limits import MAX_REGRESSION_ROWS
 from glassnet.metrics import regression_scores
@@ -135,6 +135,9 @@ def run_regression(
             fit.band_label,
         )
         metrics.seconds = round(time.perf_counter() - t0, 2)  # figures included
+        given = {k: v for k, v in asdict(cfg).items() if k not in cfg.unused(set(asdict(cfg)))}
+        settings = public_settings({**given, "kind": "regression"})
+        write_hparams(run.file("tensorboard"), settings, metrics.to_json())
         run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run
     return RegressionResult(run_dir=out, metrics=metrics, model=fit.model, data=data)
 
