@@ -20,7 +20,7 @@ from glassnet.data.images import ImageData, load_images
 from glassnet.errors import DivergedError, UserError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
 from glassnet.events import write_hparams
-from glassnet.experiments.classifier_search import grid_search, tpe_search
+from glassnet.experiments.classifier_search import grid_search, tpe_search, tpe_space
 from glassnet.metrics import classification_scores
 from glassnet.preprocessing import to_inputs
 from glassnet.progress import Progress
@@ -82,6 +82,8 @@ def run_classification(
         run.weights(net.module_)
         best_epoch = dict(net.callbacks_)["best"].best_epoch_
         classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
+        if grid_rows:
+            _search_figures(run, cfg, grid_rows)
         metrics.seconds = round(time.perf_counter() - t0, 2)
         write_hparams(run.file("tensorboard"), config, metrics.to_json())
         run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run
@@ -140,6 +142,19 @@ def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Prog
         raise UserError(f"training diverged ({e}); lower --lr") from None
     finally:
         progress.close()
+
+
+def _search_figures(run: RunWriter, cfg: ClassificationConfig, rows: list[dict]) -> None:
+    """The grid's or the study's trials, drawn as every search is (``plots.search``)."""
+    from glassnet.plots.search import search_figures
+    from glassnet.search.studies import optuna_space
+    from glassnet.search.trials import as_study, records_from_rows
+
+    ordered = sorted(rows, key=lambda r: (r.get("trial", 0), r.get("seconds") or 0))
+    names = ["lr", "dropout", "epochs"] + (["batch_size"] if cfg.search == "tpe" else [])
+    records = records_from_rows(ordered, "valid_acc", names, "seconds")
+    space = optuna_space(tpe_space(cfg)) if cfg.search == "tpe" else None
+    search_figures(run.figure, as_study(records, "maximize", space), "validation accuracy")
 
 
 def _metrics(

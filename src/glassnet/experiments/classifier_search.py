@@ -5,6 +5,7 @@ the run's checkpoint, TPE from its study."""
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from glassnet.checkpoints import resume_fit
 from glassnet.errors import DivergedError, NoModelError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
 
-__all__ = ["grid_search", "tpe_search"]
+__all__ = ["grid_search", "tpe_search", "tpe_space"]
 
 
 def grid_search(cfg, n_classes, train, valid, progress, run, state):
@@ -25,6 +26,7 @@ def grid_search(cfg, n_classes, train, valid, progress, run, state):
     """
     budgets = tuple(sorted(set(cfg.grid_epochs)))
     pairs = list(itertools.product(cfg.grid_lr, cfg.grid_dropout))
+    t0 = time.perf_counter()  # a resumed grid times its own pairs from its own start
     done = {"pair": 0, "rows": [], "best": None}  # what the checkpoint records of the grid
     if state is not None:
         done = state["grid"]
@@ -48,7 +50,8 @@ def grid_search(cfg, n_classes, train, valid, progress, run, state):
         for e in budgets:
             s = snaps[e]
             row = {"lr": lr, "dropout": dropout, "epochs": e, "valid_acc": s["valid_acc"],
-                   "valid_loss": s["valid_loss"], "best_epoch": s["epoch"]}  # fmt: skip
+                   "valid_loss": s["valid_loss"], "best_epoch": s["epoch"],
+                   "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
             done["rows"].append(row)
             key = [s["valid_acc"], -s["valid_loss"], -e]  # ties: fewer epochs
             if done["best"] is None or key > done["best"]["key"]:
@@ -77,7 +80,7 @@ def _best_net(cfg, n_classes: int, n_train: int, valid, best: dict[str, Any]):
     return net
 
 
-def _tpe_space(cfg: ClassificationConfig) -> dict[str, tuple]:
+def tpe_space(cfg: ClassificationConfig) -> dict[str, tuple]:
     """--search tpe: Adam's peak rate and dropout around the preset's, the batch size, and the
     epochs (up to the preset's; the cosine schedule spans whatever a trial is given)."""
     return {
@@ -99,7 +102,7 @@ def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     from glassnet.search.storage import storage_faults
     from glassnet.search.studies import make_pruner, open_study
 
-    space = _tpe_space(cfg)
+    space = tpe_space(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4)
     pruner = make_pruner(cfg.pruner, 1, cfg.epochs, 4)
     storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
@@ -156,11 +159,27 @@ def _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, spa
         progress.start(params["epochs"], f"training trial {best.number}'s settings")
         net.fit(*train)
         progress.close()
-    rows = [{"trial": t.number, "state": t.state.name.lower(), **t.params,
-             "valid_acc": t.value if t.state.name == "COMPLETE" else None,
-             "epochs_run": max(t.intermediate_values, default=0)} for t in study.trials
-            if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
-    return net, params, rows
+    return net, params, _trial_rows(study)
+
+
+def _trial_rows(study) -> list[dict]:
+    """trials.csv: every finished trial, best first: its validation accuracy (a pruned trial's
+    best before it was stopped), the epochs it ran and when it ended (seconds after the first
+    trial began)."""
+    trials = [t for t in study.trials if t.state.is_finished()]
+    t0 = min((t.datetime_start for t in trials if t.datetime_start), default=None)
+    rows = []
+    for t in trials:
+        reached = max(t.intermediate_values.values(), default=None)
+        ended = t.datetime_complete
+        rows.append({
+            "trial": t.number, "state": t.state.name.lower(), **t.params,
+            "valid_acc": t.value if t.state.name == "COMPLETE" else reached,
+            "epochs_run": max(t.intermediate_values, default=0),
+            "seconds": round((ended - t0).total_seconds(), 2) if ended and t0 else None,
+        })  # fmt: skip
+    # best first, as the grid's table (a pruned trial ranks by what it reached; failed last)
+    return sorted(rows, key=lambda r: (r["valid_acc"] is None, -(r["valid_acc"] or 0)))
 
 
 def _best_value(study) -> float:

@@ -36,6 +36,15 @@ from glassnet.runs import RunWriter, default_run_dir
 from glassnet.search.adapter import NotBatchableError, fold_models
 from glassnet.search.cv import cv_rows, make_search, search_summary
 from glassnet.search.spaces import regression_distributions, regression_grid
+from glassnet.search.tpe import trial_mse
+from glassnet.search.trials import (
+    TrialRecord,
+    as_study,
+    records_from_cv_results,
+    records_from_study,
+    space_from_sklearn,
+    study_space,
+)
 
 __all__ = ["RegressionResult", "run_regression"]
 
@@ -61,6 +70,9 @@ class _Fit:
     curves: dict[str, list[float]]
     curve_epochs: list[int] | None = None
     cv_rows: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[TrialRecord] = field(default_factory=list)  # the search's candidates, in order
+    side_by_side: bool = False  # they trained together (a batched search): no per-trial times
+    space: dict[str, Any] | None = None  # an Optuna study's distributions (else inferred)
 
 
 def _as_column(x: np.ndarray) -> np.ndarray:
@@ -134,6 +146,11 @@ def run_regression(
             cfg.probe_x,
             fit.band_label,
         )
+        if fit.trials:
+            from glassnet.plots.search import search_figures
+
+            study = as_study(fit.trials, "minimize", fit.space)
+            search_figures(run.figure, study, "CV MSE", True, fit.side_by_side)
         metrics.seconds = round(time.perf_counter() - t0, 2)  # figures included
         given = {k: v for k, v in asdict(cfg).items() if k not in cfg.unused(set(asdict(cfg)))}
         settings = public_settings({**given, "kind": "regression"})
@@ -177,7 +194,9 @@ def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress, *
     curves = {"train MSE (fold mean)": search.curves_["train_mse"]}
     curves["fold-validation MSE"] = search.curves_["valid_mse"]
     model = search.ensemble_
-    return _Fit(model, model, "fold models", metrics, curves, search.curves_["epoch"], rows)
+    trials = records_from_cv_results(search.cv_results_, cfg.cv, search.train_seconds_)
+    return _Fit(model, model, "fold models", metrics, curves, search.curves_["epoch"], rows,
+                trials, True, space_from_sklearn(search.param_distributions))  # fmt: skip
 
 
 def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, resume) -> _Fit:
@@ -211,7 +230,10 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
     }
     net = search.best_estimator_
     best = search.best_params_
-    return _with_fold_band(cfg, net, best, X, y, search.cv, metrics, rows, progress)
+    fit = _with_fold_band(cfg, net, best, X, y, search.cv, metrics, rows, progress)
+    fit.trials = records_from_study(search.study_, trial_mse)
+    fit.space = study_space(search.study_)
+    return fit
 
 
 def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress, *_) -> _Fit:
@@ -221,6 +243,7 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress,
     splitter = cfg.shuffled_folds()  # built once: the search's folds and the band's
     metrics: dict[str, Any] = {}
     table: list[dict[str, Any]] = []
+    trials: list[TrialRecord] = []
     if cfg.search == "none":
         progress.start(1, "training")
         net.fit(X, y)
@@ -246,8 +269,13 @@ def _single_net(cfg: RegressionConfig, data: RegressionData, progress: Progress,
         table = cv_rows(search.cv_results_)
         metrics.update(summary, cv_mse=-float(search.best_score_))
         metrics["failed"] = [r["params"] for r in table if r["mean_cv_mse"] is None]
+        batch = getattr(search, "train_seconds_", None)  # the population's one batch
+        trials = records_from_cv_results(search.cv_results_, cfg.cv, batch)
     metrics.update(best_params=best, epochs_run=len(net.history))
-    return _with_fold_band(cfg, net, best, X, y, splitter, metrics, table, progress)
+    fit = _with_fold_band(cfg, net, best, X, y, splitter, metrics, table, progress)
+    fit.trials, fit.side_by_side = trials, cfg.search == "population"
+    fit.space = space_from_sklearn(space) if cfg.search != "none" else None
+    return fit
 
 
 # How each registered search (estimators.SEARCHES) runs: (cfg, data, progress, run, resume).

@@ -258,11 +258,17 @@ def _tables_and_figures(run: Path, m: RegressionMetrics | ClassificationMetrics)
     for name, label in (
         ("cv_results.csv", "Search results (cross-validation, best first)"),
         ("grid_results.csv", "Grid search on the validation split, best first"),
-    ):
+        ("trials.csv", "Optuna's trials (validation accuracy; a pruned trial's best before it "
+                       "was stopped)"),
+    ):  # fmt: skip
         if (run / name).exists() and (run / name).stat().st_size:
             parts.append(f"<h3>{_e(label)}</h3>" + _csv_table(run / name))
     rank = {name: i for i, name in enumerate(_FIGURE_ORDER)}
-    for p in sorted(run.glob("*.png"), key=lambda p: (rank.get(p.name, len(rank)), p.name)):
+    pngs = sorted(run.glob("*.png"), key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    search = [p for p in pngs if p.name.startswith("search_")]
+    if search:  # the search's own views, together under their heading, before the model's
+        parts.append("<h3>The search</h3>")
+    for p in search + [p for p in pngs if p not in search]:
         caption = CAPTIONS.get(p.name, p.stem.replace("_", " "))
         parts.append(f"<figure>{_img(p)}<figcaption>{_e(caption)}</figcaption></figure>")
     timing: list[tuple[str, Any]] = [("total seconds", m.seconds)]

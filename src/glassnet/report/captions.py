@@ -17,6 +17,20 @@ CAPTIONS = {
     "activation_map.png": "Each hidden unit's activation across the whole input range: units "
     "switch at different places and tile the line; few switch inside the "
     "gaps.",
+    "search_history.png": "How the search converged. Left, by trial: each complete trial's "
+    "score and the best so far; pruned trials are grey crosses, at the best score they "
+    "reached before they were stopped, and failed (diverged) ones red marks along the top. "
+    "Right, the best so far against the search's wall time. A best still improving at the end "
+    "says more trials would pay.",
+    "search_importance.png": "Which settings mattered: Optuna's fANOVA estimate of each "
+    "setting's share of the variation in the score over the complete trials. Spend the next "
+    "search on the long bars; fix the short ones.",
+    "search_parallel.png": "Every complete trial as one line across the settings, coloured "
+    "by its score (see the colour bar): where the lines of the best trials bunch on an axis "
+    "lies the good range of that setting.",
+    "search_slice.png": "The score against each setting alone, one point per complete trial "
+    "(darker: later), pruned trials as grey crosses: a valley or a peak marks a setting's good "
+    "range, a flat cloud a setting that did not matter.",
     "curves.png": "Loss and accuracy per epoch on the training and validation splits; the dashed "
     "line marks the epoch whose weights were kept for the test.",
     "confusion_matrix.png": "Rows are true classes, columns predictions; the off-diagonal cells "
