@@ -4,6 +4,7 @@ conventions, and scikit-learn's estimator checks."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,7 +98,10 @@ def test_rerun_repeats_a_regression_run(tmp_path, fast_cfg):
     again_cfg = RegressionConfig.from_run(tmp_path / "a")
     assert again_cfg == cfg
     again = run_regression(again_cfg, out=tmp_path / "b")
-    assert again.metrics.test_mse == first.metrics.test_mse
+    for key in ("train_mse", "test_mse", "cv_mse", "best_params"):
+        assert getattr(again.metrics, key) == getattr(first.metrics, key), key
+    other = run_regression(replace(cfg, seed=1), out=tmp_path / "c")  # the seed is used
+    assert other.metrics.test_mse != first.metrics.test_mse
     with pytest.raises(UserError, match="not a run of a ClassificationConfig"):
         ClassificationConfig.from_run(tmp_path / "a")
 

@@ -7,7 +7,6 @@ under a second, without a large allocation.
 
 import gzip
 import io
-import time
 import tracemalloc
 import warnings
 
@@ -21,7 +20,8 @@ from glassnet.errors import UserError
 from glassnet.preprocessing import image_to_mnist
 
 N_CASES = 1000
-MAX_SECONDS = 1.0
+# Limits are bytes allocated, not seconds: deterministic under any load. A reader that works
+# through an absurd claim allocates for it; one that refuses it up front does not.
 MAX_PEAK_BYTES = 64 << 20  # the largest valid input here is a few kB
 ABSURD = (b"\xff\xff\xff\xff", b"\x7f\xff\xff\xff", b"\x3b\x9a\xca\x00", b"\x00\x00\x00\x00")
 
@@ -56,7 +56,7 @@ def _fuzz(read, path, bases, seed, header=(0, 16)):
     """Run N_CASES mutated files through ``read``; return how many were valid and refused."""
     rng = np.random.default_rng(seed)
     outcomes = {"valid": 0, "refused": 0}
-    slowest, peak = 0.0, 0
+    peak = 0
     tracemalloc.start()
     try:
         for case in range(N_CASES):
@@ -64,7 +64,6 @@ def _fuzz(read, path, bases, seed, header=(0, 16)):
             data = _mutate(base, rng, header) if case >= len(bases) else base
             path.write_bytes(data)
             tracemalloc.reset_peak()
-            t0 = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # Pillow warns about odd palettes
@@ -73,11 +72,9 @@ def _fuzz(read, path, bases, seed, header=(0, 16)):
             except UserError as e:
                 assert "\n" not in str(e) and str(path) in str(e), str(e)
                 outcomes["refused"] += 1
-            slowest = max(slowest, time.perf_counter() - t0)
             peak = max(peak, tracemalloc.get_traced_memory()[1])
     finally:
         tracemalloc.stop()
-    assert slowest < MAX_SECONDS, f"a case took {slowest:.2f} s"
     assert peak < MAX_PEAK_BYTES, f"a case allocated {peak:,} bytes"
     assert sum(outcomes.values()) == N_CASES
     return outcomes
@@ -129,10 +126,14 @@ def test_gzip_that_inflates_past_its_header_is_refused_quickly(tmp_path):
         comp.write(bytes(1 << 20))
     comp.close()
     path.write_bytes(buf.getvalue())
-    t0 = time.perf_counter()
-    with pytest.raises(UserError, match="trailing bytes"):
-        read_idx(path)
-    assert time.perf_counter() - t0 < MAX_SECONDS
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match="trailing bytes"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # the 1 MB claim and a chunk past it, never the 200 MB
 
 
 def test_valid_idx_still_reads(tmp_path):

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV, KFold
 
 from glassnet.cli import main
@@ -91,18 +92,9 @@ def test_study_hyperparameters_on_generated_data_learn(tmp_path, monkeypatch):
     cfg = RegressionConfig(search="none", epochs=300, hidden=(64, 32), device="cpu")
     res = run_regression(cfg, out=tmp_path / "r")
     assert res.data.generated
-    assert res.metrics.train_mse < 0.5  # noise variance is 0.16; an unfit net is ~5
-    assert res.metrics.test_mse < 0.6
-
-
-@pytest.mark.slow
-def test_same_seed_same_metrics(tmp_path, fast_cfg):
-    a = run_regression(fast_cfg, out=tmp_path / "a").metrics
-    b = run_regression(fast_cfg, out=tmp_path / "b").metrics
-    for key in ("train_mse", "test_mse", "cv_mse", "best_params"):
-        assert getattr(a, key) == getattr(b, key)
-    c = run_regression(replace(fast_cfg, seed=1), out=tmp_path / "c").metrics
-    assert c.test_mse != a.test_mse
+    # the generator's noise variance is 0.16, and its test points are noisy too: a fit close
+    # to the function sits near 0.16 on both; a constant (an unfit net) sits near 5
+    assert res.metrics.train_mse < 0.25 and res.metrics.test_mse < 0.25
 
 
 def test_grid_search_and_fewer_rows_than_folds(tmp_path, fast_cfg):
@@ -135,7 +127,9 @@ def test_diverging_candidates_are_reported_not_fatal(tmp_path, small_csvs):
     assert res.metrics.n_failed == 1
     assert res.metrics.failed[0]["lr"] == 50.0
     assert res.metrics.best_params["lr"] == 0.01
-    assert np.isfinite(res.metrics.test_mse)
+    pred = res.model(torch.as_tensor(res.data.x_test, dtype=torch.float32).reshape(-1, 1))
+    assert res.metrics.test_mse == pytest.approx(  # the survivor's own test MSE
+        float(np.mean((pred.detach().numpy().ravel() - res.data.y_test) ** 2)), rel=1e-5)
 
 
 def test_estimator_works_in_plain_gridsearchcv(fast_cfg):
@@ -230,7 +224,8 @@ def test_crash_leaves_no_finished_looking_folder(tmp_path, fast_cfg, monkeypatch
     monkeypatch.undo()
     res = run_regression(replace(fast_cfg, search="none"), out=tmp_path / "crashed", resume=True)
     assert (tmp_path / "crashed" / "metrics.json").exists() and not kept.exists()
-    assert res.metrics.test_mse > 0
+    clean = run_regression(replace(fast_cfg, search="none"), out=tmp_path / "clean")
+    assert res.metrics.test_mse == clean.metrics.test_mse  # as if it had never crashed
 
 
 def test_predict_errors(tmp_path, capsys):

@@ -77,8 +77,9 @@ def run_classification(
         pred = net.predict_proba(to_inputs(data.x_test, *data.input_scale())).argmax(1)
         metrics = _metrics(cfg, net, best, data, pred, (len(y_tr), len(y_val)), t_train)
         run.json("history.json", [{k: r.get(k) for k in _HISTORY_KEYS} for r in net.history])
-        if grid_rows:
-            run.csv("grid_results.csv" if cfg.search == "grid" else "trials.csv", grid_rows)
+        if grid_rows:  # the table without the times: the same run writes the same file
+            table = [{k: v for k, v in r.items() if k != "seconds"} for r in grid_rows]
+            run.csv("grid_results.csv" if cfg.search == "grid" else "trials.csv", table)
         run.weights(net.module_)
         best_epoch = dict(net.callbacks_)["best"].best_epoch_
         classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
