@@ -29,6 +29,11 @@ def _f(v: float | None, digits: int = 4) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.0%}"
 
@@ -102,7 +107,151 @@ def regression_quality_dev() -> str:
     return head + "\n\n" + _panel(res)
 
 
+def search_efficiency() -> str:
+    res = _load("search_efficiency")
+    t, seeds = res["targets"], res["seeds"]
+    peaks = [s["matmul_peak_gflops"] for s in seeds]
+    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
+           f"{res['machine']['torch']}, float32 matmul peak {min(peaks):.0f}-{max(peaks):.0f} "
+           f"GFLOP/s in the run), `{res['command']}`.", "",
+           "| seed | arm | seconds to a model | member-epochs | its own CV MSE | re-scored CV "
+           "MSE | test MSE |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in res["rows"]:
+        epochs = "-" if r["member_epochs"] is None else f"{r['member_epochs']:,}"
+        out.append(f"| {r['seed']} | {r['arm']} | {r['seconds']:.1f} | {epochs} | "
+                   f"{_f(r['search_cv_mse'])} | {_f(r['rescored_cv_mse'])} | "
+                   f"{_f(r['test_mse'])} |")  # fmt: skip
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    n = res["headline_trials"]
+    good = sum(s["tpe_as_good"] for s in seeds)
+    vs_seq, vs_pipe = res["speedup_vs_sequential"], res["speedup_vs_pipeline"]
+    frac = res["population_peak_fraction"]
+    per_seed = ", ".join(f"{s['speedup_vs_sequential']:.1f}x" for s in seeds)
+    out += ["", f"**TPE at {n} trials (the CLI's default), median over seeds "
+            f"{seeds[0]['seed']}-{seeds[-1]['seed']}: {vs_seq:.2f}x sooner than the careful "
+            f"sequential arm** (per seed: {per_seed}; target {t['speedup_vs_sequential']:g}x: "
+            f"{met(vs_seq >= t['speedup_vs_sequential'])}) and **{vs_pipe:.2f}x sooner than the "
+            f"study's pipeline** (target {t['speedup_vs_pipeline']:g}x: "
+            f"{met(vs_pipe >= t['speedup_vs_pipeline'])}). Re-scored CV MSE, median: TPE "
+            f"{res['tpe_rescored_cv_mse']:.4f}, the sequential arm "
+            f"{res['sequential_rescored_cv_mse']:.4f}; TPE's is at least as good on {good} of "
+            f"{len(seeds)} seeds. The population's arithmetic rate: a median "
+            f"{frac:.0%} of the matmul peak measured in the same run (target "
+            f"{t['population_peak']:.0%}: {met(frac >= t['population_peak'])})."]  # fmt: skip
+    by = {(r["seed"], r["arm"]): r["seconds"] for r in res["rows"]}
+    pop = "PopulationSearchCV (random)"
+    vs = {base: _median([by[(s["seed"], base)] / by[(s["seed"], pop)] for s in seeds])
+          for base in ("sequential, divergence stopping",
+                       "study pipeline (skorch + RandomizedSearchCV)")}  # fmt: skip
+    seq, pipe = vs.values()
+    out += ["", f"The same 20 candidates batched (`PopulationSearchCV`): a median {seq:.2f}x "
+            f"sooner than the careful sequential arm and {pipe:.2f}x sooner than the study's "
+            "pipeline."]
+    for note in res.get("notes", []):
+        out += ["", f"Note: {note}"]
+    return "\n".join(out)
+
+
+def commands() -> str:
+    res = _load("commands")
+    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
+           f"{res['machine']['torch']}), `{res['command']}`; seed 0, the test set used once "
+           "per row, at its end.", "",
+           "| command | test accuracy | target | validation | best epoch | wall seconds |",
+           "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in res["rows"]:
+        if "test_accuracy" not in r:
+            continue
+        target = "-" if r["target"] is None else f">= {r['target']:.1%}"
+        verdict = "" if r["met"] is None else (" (met)" if r["met"] else " (**not met**)")
+        out.append(f"| `{r['command']} --data-dir ../shared/datasets` | "
+                   f"**{r['test_accuracy']:.2%}** | {target}{verdict} | "
+                   f"{r['val_accuracy']:.2%} | {r['best_epoch']} | {r['wall_seconds']:.1f} |")
+    for r in res["rows"]:
+        if "experiments" in r:
+            heads = ", ".join(f"{k}: " + ", ".join(f"{m} {v:.4g}" for m, v in e.items())
+                              for k, e in r["experiments"].items())  # fmt: skip
+            out += ["", f"`{r['command']}`: {r['wall_seconds']:.1f} s wall; {heads}."]
+    return "\n".join(out)
+
+
+def regression_search() -> str:
+    res = _load("regression_search")
+    a = res["agreement"]
+    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
+           f"{res['machine']['torch']}), {res['n_iter']} candidates x {res['cv']} folds, seed "
+           f"{res['seed']}; float32 matmul peak {res['matmul_gflops']:.0f} GFLOP/s in the run.",
+           "", "| search | seconds (each run) | speed-up | best CV MSE | test MSE | failed "
+           "candidates | GFLOP/s (share of the peak) |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in res["rows"]:
+        rate = (f"{r['gflops']:.0f} ({r['fraction_of_matmul_peak']:.0%})" if "gflops" in r
+                else "-")  # fmt: skip
+        runs = ", ".join(f"{v:.1f}" for v in r["runs_s"])
+        out.append(f"| {r['search']} | {r['seconds']:.1f} ({runs}) | {r['speedup']:.2f}x | "
+                   f"{r['best_cv_mse']:.4f} | {r['test_mse']:.4f} | {r['n_failed']} | {rate} |")
+    same = "the same" if a["same_best_params"] else "**different**"
+    out += ["", f"Member by member ({a['members']} members): {a['failed_in_both']} failed in "
+            f"both, {a['failed_in_one_only']} in one only; of the {a['both_finite']} finite in "
+            f"both, {a['within_0.1pct']} agree within 0.1% and {a['within_1pct']} within 1% "
+            f"(median relative difference {a['median_rel_diff']:.2%}); {same} best parameters. "
+            "The members that differ most sit at the edge of stability, where training the same "
+            "member again with an equivalent batch order moves it as much (fold MSE, sequential "
+            "/ sequential again / population): "
+            + "; ".join(f"{d['mse_sequential']:.3f} / {d['mse_sequential_rerun']:.3f} / "
+                        f"{d['mse_population']:.3f}" for d in a["largest_differences"])
+            + "."]  # fmt: skip
+    return "\n".join(out)
+
+
+def time_to_accuracy() -> str:
+    res = _load("time_to_accuracy")
+    arms = [a for a in ("tutorial", "recipe", "skorch", "glassnet")
+            if any(r["arm"] == a for r in res["rows"])]  # fmt: skip
+    names = {"tutorial": "tutorial loop", "recipe": "plain loop + glassnet's recipe",
+             "skorch": "skorch", "glassnet": "**glassnet**"}  # fmt: skip
+    speed = {(s["model"], s["threshold"], s["over"]): s for s in res["speedups"]}
+    head = ["model", "threshold (validation)", *(names[a] for a in arms), "glassnet vs tutorial",
+            "glassnet vs recipe-matched loop"]  # fmt: skip
+    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
+           f"{res['machine']['torch']}), `{res['command']}`; seeds "
+           f"{', '.join(map(str, res['seeds']))}; median seconds until the validation accuracy "
+           "first reaches the threshold (how many seeds reached it).", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    keys = sorted({(r["model"], r["threshold"]) for r in res["rows"]})
+    for model, th in keys:
+        cells = [model, f"{th:.1%}"]
+        for a in arms:
+            r = next(r for r in res["rows"] if (r["model"], r["threshold"], r["arm"]) ==
+                     (model, th, a))  # fmt: skip
+            t = "not reached" if r["median_seconds"] is None else f"{r['median_seconds']:.1f} s"
+            cells.append(f"{t} ({r['reached']})")
+        for base in ("tutorial", "recipe"):
+            sp = speed.get((model, th, base))
+            if sp is None:
+                cells.append("-")
+            elif sp.get("glassnet_not_reached"):
+                cells.append("glassnet not reached")
+            else:
+                cells.append(f"{'>= ' if sp['lower_bound'] else ''}{sp['speedup']:.2f}x")
+        out.append("| " + " | ".join(cells) + " |")
+    t = res.get("targets", {})
+    met = lambda v, k: "" if k not in t else (": met" if v >= t[k] else ": **not met**")  # noqa
+    smin, srec = res["speedup_min"], res.get("speedup_min_vs_recipe")
+    out += ["", f"**speedup_min** (glassnet over the tutorial loop, the smallest over models and "
+            f"thresholds) = **{smin:.2f}** (target {t.get('speedup_min', '-')}"
+            f"{met(smin, 'speedup_min')})"
+            + ("" if srec is None else f"; over the recipe-matched loop = **{srec:.2f}** "
+               f"(target {t.get('speedup_min_vs_recipe', '-')}"
+               f"{met(srec, 'speedup_min_vs_recipe')})") + "."]  # fmt: skip
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "time_to_accuracy": time_to_accuracy,
+    "regression_search": regression_search,
+    "commands": commands,
+    "search_efficiency": search_efficiency,
     "regression_quality": regression_quality,
     "regression_quality_dev": regression_quality_dev,
 }

@@ -51,6 +51,7 @@ from glassnet.search.adapter import refit_best  # noqa: E402
 from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
 from glassnet.search.tpe import TPESearchCV, best_trial, trial_params  # noqa: E402
+from glassnet.training import StopOnDivergence  # noqa: E402
 
 # The sizes of a full run; --smoke shrinks every one of them (and the net) to run in seconds.
 FULL = {"n_iter": 20, "folds": 5, "budgets": (12, 24, 30, 36), "headline": 30, "cfg": {}}
@@ -62,8 +63,9 @@ TARGETS = {"speedup_vs_sequential": 5.0, "speedup_vs_pipeline": 10.0, "populatio
 
 class CountEpochs(Callback):
     """Append each fold fit's epoch count to a file (fits run in worker processes): at the
-    end of training, or at the epoch whose loss diverged (divergence stopping raises there, and
-    this callback runs before it)."""
+    end of training, or, for a net with divergence stopping, at the epoch whose loss diverged
+    (StopOnDivergence raises there, and this callback runs before it). A net without it (the
+    study's pipeline) trains on through NaN losses to its last epoch, counted at the end."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -73,7 +75,8 @@ class CountEpochs(Callback):
             f.write(f"{n}\n")
 
     def on_epoch_end(self, net, **kwargs) -> None:
-        if not math.isfinite(net.history[-1, "train_loss"]):
+        stops = any(isinstance(cb, StopOnDivergence) for _, cb in net.callbacks_)
+        if stops and not math.isfinite(net.history[-1, "train_loss"]):
             self._write(len(net.history))
 
     def on_train_end(self, net, **kwargs) -> None:

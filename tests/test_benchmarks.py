@@ -63,13 +63,21 @@ def test_time_to_accuracy_smoke(tmp_path):
     data = make_idx_folder(tmp_path / "bars", n_train=600, n_test=50, n_classes=10)
     out = tmp_path / "tta.json"
     _run("time_to_accuracy.py", "--smoke", "--data-dir", str(data), "--models", "mlp",
-         "--seeds", "0", "--arms", "tutorial", "glassnet", "--max-epochs", "3",
+         "--seeds", "0", "--arms", "tutorial", "recipe", "glassnet", "--max-epochs", "3",
          "--json", str(out))  # fmt: skip
     res = json.loads(out.read_text())
-    assert res["smoke"] and {r["arm"] for r in res["runs"]} == {"tutorial", "glassnet"}
-    glassnet = next(r for r in res["runs"] if r["arm"] == "glassnet")
-    assert glassnet["time_to"]["0.98"] is not None  # reached, then stopped on purpose
-    assert len(glassnet["epochs"]) <= 3
+    assert res["smoke"] and {r["arm"] for r in res["runs"]} == {"tutorial", "recipe", "glassnet"}
+    run = {r["arm"]: r for r in res["runs"]}
+    assert run["glassnet"]["time_to"]["0.98"] is not None  # reached, then stopped on purpose
+    assert len(run["glassnet"]["epochs"]) <= 3
+    # each speedup is the baseline's seconds to the threshold over glassnet's (one seed: its
+    # own times), or, where the baseline never got there, its whole run over glassnet's time
+    for s in res["speedups"]:
+        th, base = str(s["threshold"]), run[s["over"]]
+        slow = base["total_seconds"] if s["lower_bound"] else base["time_to"][th]
+        assert s["speedup"] == pytest.approx(slow / run["glassnet"]["time_to"][th], abs=0.01)
+    over_recipe = [s["speedup"] for s in res["speedups"] if s["over"] == "recipe"]
+    assert res["speedup_min_vs_recipe"] == min(over_recipe)
 
 
 @pytest.mark.slow
@@ -82,3 +90,31 @@ def test_search_benchmarks_smoke(tmp_path, script, flag):
     assert res["smoke"] and res["rows"]
     for r in res["rows"]:
         assert np.isfinite(r["test_mse"]) and r["seconds"] > 0
+    if "efficiency" not in script:
+        return
+    (seed,) = res["seeds"]
+    arms = {r["arm"]: r for r in res["rows"]}
+    seq, pop = arms["sequential, divergence stopping"], arms["PopulationSearchCV (random)"]
+    tpe = arms[f"tpe, {res['headline_trials']} trials"]
+    # the headline is the sequential arm's seconds over TPE's, both until a model returns
+    assert res["speedup_vs_sequential"] == pytest.approx(seq["seconds"] / tpe["seconds"], rel=0.05)
+    # the same candidates, folds and stopping: the sequential fits, counted one by one, train
+    # the population's member-epochs
+    assert seq["member_epochs"] == pop["member_epochs"]
+    for r in res["rows"]:  # the same choice re-scores the same, whichever arm returned it
+        same = [o for o in res["rows"] if o["params"] == r["params"]]
+        assert {o["rescored_cv_mse"] for o in same} == {r["rescored_cv_mse"]}
+    assert seed["tpe_as_good"] == (tpe["rescored_cv_mse"] <= seq["rescored_cv_mse"])
+
+
+def test_commands_smoke(tmp_path):
+    """A glassnet command run as a user runs it: its printed metrics land in the JSON."""
+    from tests.test_data_images import make_idx_folder
+
+    data = make_idx_folder(tmp_path / "bars", n_train=200, n_test=40, n_classes=4)
+    out = tmp_path / "c.json"
+    _run("commands.py", "--smoke", "--data-dir", str(data), "--json", str(out))
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["command"] == "glassnet classify --model mlp --epochs 1"
+    assert 0.25 < row["test_accuracy"] <= 1.0 and row["best_epoch"] == 1  # 4 classes: chance 0.25
+    assert row["wall_seconds"] > 0
