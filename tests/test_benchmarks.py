@@ -82,3 +82,14 @@ def test_search_benchmarks_smoke(tmp_path, script, flag):
     assert res["smoke"] and res["rows"]
     for r in res["rows"]:
         assert np.isfinite(r["test_mse"]) and r["seconds"] > 0
+
+
+def test_engine_ab_smoke(tmp_path):
+    """Two source trees in turns; HEAD against the working tree, the same engine here."""
+    out = tmp_path / "ab.json"
+    _run("engine_ab.py", "--smoke", "--before", "HEAD", "--repeats", "1", "--json", str(out))
+    res = json.loads(out.read_text())
+    assert [r["tree"] for r in res["rows"]] == ["before", "after"]
+    assert res["same_scores"]  # the same engine finds the same scores, to the digit
+    for r in res["rows"]:
+        assert r["rate"] == pytest.approx(r["member_epochs"] / r["seconds"])
