@@ -118,3 +118,14 @@ def test_commands_smoke(tmp_path):
     assert row["command"] == "glassnet classify --model mlp --epochs 1"
     assert 0.25 < row["test_accuracy"] <= 1.0 and row["best_epoch"] == 1  # 4 classes: chance 0.25
     assert row["wall_seconds"] > 0
+
+
+def test_engine_ab_smoke(tmp_path):
+    """Two source trees in turns; HEAD against the working tree, the same engine here."""
+    out = tmp_path / "ab.json"
+    _run("engine_ab.py", "--smoke", "--before", "HEAD", "--repeats", "1", "--json", str(out))
+    res = json.loads(out.read_text())
+    assert [r["tree"] for r in res["rows"]] == ["before", "after"]
+    assert res["same_scores"]  # the same engine finds the same scores, to the digit
+    for r in res["rows"]:
+        assert r["rate"] == pytest.approx(r["member_epochs"] / r["seconds"])

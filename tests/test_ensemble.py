@@ -15,8 +15,9 @@ from glassnet.introspection import band_coverage, fold_band, spread_inside_gaps
 from glassnet.models import MLP, RegressionEnsemble
 from glassnet.runs.load import load_regression_model
 from glassnet.search.cv import BlockedKFold
-from glassnet.search.engine import Population, epoch_batches
+from glassnet.search.engine import Population
 from glassnet.search.ensemble import EnsembleSearchCV
+from glassnet.search.loop import epoch_batches
 
 
 def _data(n=40, seed=0):

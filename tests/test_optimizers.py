@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from glassnet.models import MLP
-from glassnet.search.engine import Population, epoch_batches
+from glassnet.search.engine import Population
+from glassnet.search.loop import epoch_batches
 from glassnet.search.optimizers import make_optimizer
 
 TORCH = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}

@@ -61,9 +61,9 @@ def test_weights_match_after_many_epochs():
 
     out = train_members(est, {"lr": 0.01}, X, y, [np.arange(len(y))] * 2, _silent())
     for m in (0, 1):  # two identical members: both must equal the skorch net
-        for ours, ref in zip(out["modules"][m].parameters(), spec_net.module_.parameters()):
+        for ours, ref in zip(out.modules[m].parameters(), spec_net.module_.parameters()):
             torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(out["histories"][0], spec_net.history[:, "train_loss"], rtol=1e-3)
+    np.testing.assert_allclose(out.histories[0], spec_net.history[:, "train_loss"], rtol=1e-3)
 
 
 def _silent():

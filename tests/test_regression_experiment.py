@@ -119,7 +119,7 @@ def test_diverging_candidates_are_reported_not_fatal(tmp_path, small_csvs):
         "optimizer__weight_decay": [0.0],
     }
     mp = pytest.MonkeyPatch()
-    mp.setattr("glassnet.experiments.regression.regression_grid", lambda _epochs: grid)
+    mp.setattr("glassnet.experiments.regression_fits.regression_grid", lambda _epochs: grid)
     try:
         res = run_regression(cfg, out=tmp_path / "d")
     finally:
@@ -244,7 +244,7 @@ def test_every_search_is_declared_once_and_the_report_shows_what_it_uses(tmp_pat
 
     from glassnet.cli.parser import build_parser
     from glassnet.estimators import COMMON_FIELDS, SEARCHES
-    from glassnet.experiments.regression import RUNNERS
+    from glassnet.experiments.regression_fits import RUNNERS
     from glassnet.report.builder import _applied
 
     declared = set(COMMON_FIELDS) | {f for k in SEARCHES.values() for f in k.fields}

@@ -23,6 +23,7 @@ __all__ = [
     "StopOnDivergence",
     "EpochProgress",
     "BestWeights",
+    "best_of",
     "choose_device",
     "check_device",
     "check_precision",
@@ -274,6 +275,15 @@ class GlassClassifier(SeededMixin, NeuralNetClassifier):
             else:
                 y = super().infer(x, **fit_params)
         return y.float()  # the loss and the scores in float32
+
+
+def best_of(net: Any) -> BestWeights:
+    """The ``BestWeights`` callback of a glassnet classifier (``make_classifier`` names it
+    "best"): its best epoch, scores and state."""
+    cb = dict(net.callbacks_).get("best")
+    if not isinstance(cb, BestWeights):
+        raise TypeError("the net has no BestWeights callback named 'best'")
+    return cb
 
 
 class BestWeights(Callback):

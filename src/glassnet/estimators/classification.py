@@ -27,6 +27,7 @@ from glassnet.events import TensorBoardLog
 from glassnet.limits import net_checks, seed_check
 from glassnet.models import MLP, LeNet5
 from glassnet.progress import Progress
+from glassnet.runs.saved import settings_from_run
 from glassnet.search.studies import PRUNERS
 from glassnet.training import (
     BestWeights,
@@ -139,9 +140,7 @@ class ClassificationConfig:
     def from_run(cls, run_dir: str | Path) -> ClassificationConfig:
         """The configuration a finished run was made with, from its config.json (what
         ``glassnet rerun`` runs again)."""
-        from glassnet.runs.load import config_from_run
-
-        return config_from_run(run_dir, cls)
+        return settings_from_run(run_dir, cls, "classification")
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""
@@ -221,6 +220,15 @@ def build_module(cfg: ClassificationConfig | dict[str, Any], n_classes: int) -> 
     return module_class(model)(**module_kwargs(cfg, n_classes))
 
 
+def _schedule(cfg: ClassificationConfig, epochs: int, n_train: int) -> list[tuple[str, Any]]:
+    """The learning-rate schedule's callback: a warm-up cosine over every step, or none."""
+    if cfg.lr_schedule != "cosine":
+        return []
+    steps = epochs * math.ceil(n_train / cfg.batch_size)
+    cosine = WarmupCosine(steps, cfg.warmup)
+    return [("lr_schedule", LRScheduler(LambdaLR, lr_lambda=cosine, step_every="batch"))]
+
+
 def make_classifier(
     cfg: ClassificationConfig,
     n_classes: int,
@@ -240,13 +248,7 @@ def make_classifier(
     """
     device = choose_device(cfg.device)
     epochs = max((cfg.epochs, *budgets))
-    schedule = []
-    if cfg.lr_schedule == "cosine" and not budgets:  # budgets read off one run need a flat lr
-        steps = epochs * math.ceil(n_train / cfg.batch_size)
-        scheduler = LRScheduler(
-            LambdaLR, lr_lambda=WarmupCosine(steps, cfg.warmup), step_every="batch"
-        )
-        schedule = [("lr_schedule", scheduler)]
+    schedule = _schedule(cfg, epochs, n_train) if not budgets else []  # budgets: a flat lr
     moved = cfg.augment or cfg.rotate or cfg.zoom
     augment = {"max_shift": cfg.augment, "max_rotate": cfg.rotate, "max_zoom": cfg.zoom}
     return GlassClassifier(

@@ -20,6 +20,7 @@ from glassnet.errors import UserError, require
 from glassnet.limits import net_checks, seed_check
 from glassnet.models import ACTIVATIONS, MLP, RegressionEnsemble
 from glassnet.progress import Progress
+from glassnet.runs.saved import settings_from_run
 from glassnet.search.cv import BlockedKFold
 from glassnet.search.deep_ensemble import DeepEnsembleRegressor
 from glassnet.search.ensemble import EnsembleSearchCV
@@ -146,9 +147,7 @@ class RegressionConfig:
     def from_run(cls, run_dir: str | Path) -> RegressionConfig:
         """The configuration a finished run was made with, from its config.json (what
         ``glassnet rerun`` runs again)."""
-        from glassnet.runs.load import config_from_run
-
-        return config_from_run(run_dir, cls)
+        return settings_from_run(run_dir, cls, "regression")
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""

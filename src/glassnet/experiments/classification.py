@@ -28,6 +28,7 @@ from glassnet.redact import public_settings
 from glassnet.results import ClassificationMetrics, DataSummary
 from glassnet.rng import seeded
 from glassnet.runs import RunWriter, default_run_dir, read_json, to_jsonable
+from glassnet.training import best_of
 
 __all__ = ["ClassificationResult", "run_classification"]
 
@@ -81,7 +82,7 @@ def run_classification(
             table = [{k: v for k, v in r.items() if k != "seconds"} for r in grid_rows]
             run.csv("grid_results.csv" if cfg.search == "grid" else "trials.csv", table)
         run.weights(net.module_)
-        best_epoch = dict(net.callbacks_)["best"].best_epoch_
+        best_epoch = best_of(net).best_epoch_
         classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
         if grid_rows:
             _search_figures(run, cfg, grid_rows)
@@ -161,7 +162,7 @@ def _search_figures(run: RunWriter, cfg: ClassificationConfig, rows: list[dict])
 def _metrics(
     cfg, net, best: dict, data: ImageData, pred, sizes, t_train: float
 ) -> ClassificationMetrics:
-    cb = dict(net.callbacks_)["best"]
+    cb = best_of(net)
     scores = classification_scores(data.y_test, pred, data.classes)
     return ClassificationMetrics(
         model=cfg.model,

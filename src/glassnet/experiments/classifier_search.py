@@ -9,11 +9,13 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from optuna.trial import TrialState
 from skorch.history import History
 
 from glassnet.checkpoints import resume_fit
 from glassnet.errors import DivergedError, NoModelError
 from glassnet.estimators.classification import ClassificationConfig, make_classifier
+from glassnet.training import best_of
 
 __all__ = ["grid_search", "tpe_search", "tpe_space"]
 
@@ -46,7 +48,7 @@ def grid_search(cfg, n_classes, train, valid, progress, run, state):
             resume_fit(net, *train, state["net"])
         else:
             net.fit(*train)
-        snaps = dict(net.callbacks_)["best"].snapshots_
+        snaps = best_of(net).snapshots_
         for e in budgets:
             s = snaps[e]
             row = {"lr": lr, "dropout": dropout, "epochs": e, "valid_acc": s["valid_acc"],
@@ -75,7 +77,7 @@ def _best_net(cfg, n_classes: int, n_train: int, valid, best: dict[str, Any]):
     snap = best["snap"]
     net.module_.load_state_dict(snap["state"])
     net.history = History(best["history"])
-    cb = dict(net.callbacks_)["best"]
+    cb = best_of(net)
     cb.best_key_, cb.best_epoch_ = (snap["valid_acc"], -snap["valid_loss"]), snap["epoch"]
     return net
 
@@ -141,13 +143,13 @@ def _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, spa
         except DivergedError:  # told as failed, and the search goes on
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
-            best = float(dict(net.callbacks_)["best"].best_key_[0])
+            best = float(best_of(net).best_key_[0])
             study.tell(trial, best)
             nets[trial.number] = net
         progress.advance()
         progress.note(f"best val acc {_best_value(study):.4f}, {pruned} pruned")
     progress.close()
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not done:
         raise NoModelError(f"study {name!r} has no finished trial (every one diverged or was "
                            "pruned, or none was run)")  # fmt: skip
@@ -174,7 +176,7 @@ def _trial_rows(study) -> list[dict]:
         ended = t.datetime_complete
         rows.append({
             "trial": t.number, "state": t.state.name.lower(), **t.params,
-            "valid_acc": t.value if t.state.name == "COMPLETE" else reached,
+            "valid_acc": t.value if t.state == TrialState.COMPLETE else reached,
             "epochs_run": max(t.intermediate_values, default=0),
             "seconds": round((ended - t0).total_seconds(), 2) if ended and t0 else None,
         })  # fmt: skip
@@ -183,5 +185,5 @@ def _trial_rows(study) -> list[dict]:
 
 
 def _best_value(study) -> float:
-    done = [t.value for t in study.trials if t.state.name == "COMPLETE"]
+    done = [t.value for t in study.trials if t.state == TrialState.COMPLETE]
     return max(done) if done else float("nan")

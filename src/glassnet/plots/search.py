@@ -18,6 +18,7 @@ from typing import Any
 import matplotlib
 import matplotlib.ticker
 import numpy as np
+from optuna.trial import TrialState
 
 from glassnet.search.trials import SECONDS, VALUE
 
@@ -44,8 +45,9 @@ def search_figures(
     differ, are left out.
     """
     import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
 
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not complete:
         return []
     varied = {k for t in complete for k in t.params}
@@ -96,7 +98,7 @@ def _by_seconds(ax: Any, study: Any, name: str, side_by_side: bool) -> None:
     """Best so far against the wall time at which each trial ended."""
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     done = [(t.user_attrs.get(SECONDS), t.value) for t in study.trials
-            if t.state.name == "COMPLETE"]  # fmt: skip
+            if t.state == TrialState.COMPLETE]  # fmt: skip
     timed = sorted((s, v) for s, v in done if s is not None)
     ax.set_title("Best so far, by seconds of search")
     ax.set_xlabel("seconds since the search began")
@@ -124,13 +126,13 @@ def _by_seconds(ax: Any, study: Any, name: str, side_by_side: bool) -> None:
     ax.legend(loc="upper right", fontsize=8)
 
 
-def _marks(ax: Any, points: list[tuple[Any, str, float | None]]) -> None:
+def _marks(ax: Any, points: list[tuple[Any, TrialState, float | None]]) -> None:
     """(x, state, score) of every trial: pruned ones at the best score they reached, failed
     ones along the top edge; the x range widened to show them."""
-    pruned = [(x, v) for x, state, v in points if state == "PRUNED" and v is not None]
+    pruned = [(x, v) for x, state, v in points if state == TrialState.PRUNED and v is not None]
     if pruned:
         ax.scatter(*zip(*pruned), marker="x", s=22, color=PRUNED, label="pruned", zorder=3)
-    failed = [x for x, state, _ in points if state == "FAIL"]
+    failed = [x for x, state, _ in points if state == TrialState.FAIL]
     if failed:
         top = ax.get_ylim()[1]
         ax.scatter(failed, [top] * len(failed), marker="v", s=26, color=FAILED, clip_on=False,
@@ -154,7 +156,7 @@ def _marks(ax: Any, points: list[tuple[Any, str, float | None]]) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-def _points(study: Any, x_of: Callable[[Any], Any], log: bool) -> list[tuple[Any, str, Any]]:
+def _points(study: Any, x_of: Callable[[Any], Any], log: bool) -> list[tuple[Any, TrialState, Any]]:
     out = []
     for t in study.trials:
         x, v = x_of(t), t.user_attrs.get(VALUE)
@@ -162,7 +164,7 @@ def _points(study: Any, x_of: Callable[[Any], Any], log: bool) -> list[tuple[Any
             continue
         if log and v is not None:
             v = math.log10(v) if v > 0 else None
-        out.append((x, t.state.name, v))
+        out.append((x, t.state, v))
     return out
 
 
@@ -173,7 +175,7 @@ def _importance(study: Any, target: Any, shown: str) -> Any:
     evaluator = FanovaImportanceEvaluator(seed=0)  # seeded: the same run draws the same bars
     ax = plot_param_importances(study, evaluator=evaluator, target=target, target_name=shown)
     ax.figure.set_size_inches(7, 0.6 + 0.5 * len(study.best_trial.params) + 1.2)
-    n = sum(t.state.name == "COMPLETE" for t in study.trials)
+    n = sum(t.state == TrialState.COMPLETE for t in study.trials)
     _title(ax, f"Which settings mattered: fANOVA's share of the variance of {shown}, "
                f"{n} complete trials")  # fmt: skip
     return ax.figure

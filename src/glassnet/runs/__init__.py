@@ -1,7 +1,9 @@
-"""Run folders: writing them safely (``folder``) and reading them back (``load``).
+"""Run folders: writing them safely (``folder``) and reading them back (``saved``: settings,
+``load``: models).
 
-``glassnet.runs.load`` (models and configurations from a finished run) is imported on use:
-it builds nets, so it sits above the estimators, while writing sits below them.
+``glassnet.runs.load`` is not imported here: it builds nets, so it sits above the estimators,
+while ``folder`` and ``saved`` sit below them (the estimators read their settings back with
+``saved``). Import it as ``glassnet.runs.load``.
 """
 
 from glassnet.runs.folder import (

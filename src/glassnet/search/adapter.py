@@ -16,7 +16,7 @@ from glassnet.errors import DivergedError
 from glassnet.models import MLP
 from glassnet.progress import Progress
 from glassnet.rng import seeded
-from glassnet.search.engine import train_population
+from glassnet.search.loop import TrainedMembers, train_population
 from glassnet.training import EpochProgress, StopOnDivergence
 
 __all__ = [
@@ -167,12 +167,12 @@ def train_members(
     progress: Progress | None = None,
     desc: str | None = None,
     chunk_size: int = 16,
-) -> dict[str, Any]:
+) -> TrainedMembers:
     """Train one member per training subset, all with the same ``params``, at once.
 
     The one way glassnet trains a set of models of one setting (the fold models behind the
     regression band, and the search's refit). Returns ``train_population``'s record, with the
-    trained MLPs under ``"modules"`` (a diverged member has none). Raises NotBatchableError
+    trained MLPs in ``modules`` (a diverged member has none). Raises NotBatchableError
     where the engine cannot stack ``estimator``.
     """
     progress = progress or Progress()
@@ -224,9 +224,9 @@ def refit_best(estimator: Any, params: dict, X, y, progress: Progress, chunk_siz
         "refit on all training data",
         chunk_size,
     )
-    if out["diverged"][0]:
+    if out.diverged[0]:
         raise DivergedError("the best candidate diverged when refit on all training data")
-    return net_from_member(estimator, params, out["modules"][0], out["histories"][0])
+    return net_from_member(estimator, params, out.modules[0], out.histories[0])
 
 
 def fold_models(estimator: Any, params: dict, X, y, train_sets, progress=None) -> list:
@@ -234,7 +234,7 @@ def fold_models(estimator: Any, params: dict, X, y, train_sets, progress=None) -
     net, else one skorch fit after another. One module per subset; None where it diverged."""
     try:
         out = train_members(estimator, params, X, y, train_sets, progress)
-        return [out["modules"].get(m) for m in range(len(train_sets))]
+        return [out.modules.get(m) for m in range(len(train_sets))]
     except NotBatchableError:  # e.g. an activation the engine cannot stack: one by one
         models = []
         for tr in train_sets:

@@ -39,7 +39,8 @@ from glassnet.models import MLP, RegressionEnsemble, standard_scaling
 from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
-from glassnet.search.engine import Population, epoch_batches
+from glassnet.search.engine import Population
+from glassnet.search.loop import MemberData, Policy, train
 from glassnet.search.optimizers import OPTIMIZERS
 
 __all__ = ["DeepEnsembleRegressor", "EnsemblePredictions"]
@@ -157,7 +158,8 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         return MLP(n_in, tuple(self.hidden), n_out, self.activation)
 
     def _train(self, X: torch.Tensor, y: torch.Tensor) -> tuple[Population, list]:
-        """Every member, every epoch; returns the population and the recorded mean losses."""
+        """Every member, every epoch (``search.loop``); returns the population and the
+        recorded mean losses."""
         dev = torch.device(self.device)
         inits = []
         for k in range(self.n_members):  # member k's start, from its own seed
@@ -166,35 +168,37 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         s = {"lr": self.lr, "wd": self.weight_decay, "momentum": self.momentum}
         pop = Population(inits, [s] * self.n_members, dev, self.activation,
                          optimizer=self.optimizer)  # fmt: skip
-        Xt, yt = X.to(dev), y.to(dev)
-        n = len(X)
-        idx = [torch.arange(n)] * self.n_members
         gen = torch.Generator().manual_seed(self.random_state + 1)
-        self.failed_ = np.zeros(self.n_members, dtype=bool)
-        self.member_epochs_ = 0
+        data = MemberData(X.to(dev), y.to(dev), [torch.arange(len(X))] * self.n_members,
+                          self.batch_size, True, gen)  # fmt: skip
         progress = self.progress or Progress()
         progress.start(self.n_members * self.epochs, f"deep ensemble: {self.n_members} members")
-        full_batch = self.batch_size >= n  # one batch per epoch: build it once
-        batches, losses, sizes = None, [], [n] * self.n_members
-        for epoch in range(1, self.epochs + 1):
-            if batches is None or not full_batch:
-                batches = epoch_batches(pop.ids, sizes, idx, n, self.batch_size, True, gen, Xt, yt)
-            loss = pop.epoch(batches, sizes, None, self.chunk_size).tolist()
-            progress.advance(len(pop.ids))
-            self.member_epochs_ += len(pop.ids)
-            bad = [r for r, v in enumerate(loss) if not math.isfinite(v)]
-            if bad:  # diverged members leave at once; the rest go on
-                self.failed_[[pop.ids[r] for r in bad]] = True
-                keep = [r for r in range(len(pop.ids)) if r not in bad]
-                loss = [loss[r] for r in keep]
-                if not keep:
-                    break
-                pop.keep(keep)
-                batches = None
-            if epoch % self.record_every == 0 or epoch == self.epochs:
-                losses.append((epoch, float(np.mean(loss))))
+        policy = _AllEpochs(self.n_members, self.epochs, self.record_every)
+        train(pop, data, policy, self.chunk_size, progress)
         progress.close()
-        return pop, losses
+        self.failed_, self.member_epochs_ = policy.failed, policy.member_epochs
+        return pop, policy.losses
+
+
+class _AllEpochs(Policy):
+    """Every member trains ``epochs`` epochs; a member whose loss turns NaN/inf leaves at once
+    (``failed``). The mean loss of the members still training is recorded every
+    ``record_every`` epochs and at the last."""
+
+    def __init__(self, n_members: int, epochs: int, record_every: int) -> None:
+        self.max_epochs, self.record_every = epochs, record_every
+        self.failed = np.zeros(n_members, dtype=bool)
+        self.member_epochs = 0
+        self.losses: list[tuple[int, float]] = []
+
+    def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
+        self.member_epochs += len(pop.ids)
+        bad = {pop.ids[r] for r, v in enumerate(losses) if not math.isfinite(v)}
+        self.failed[list(bad)] = True
+        kept = [v for r, v in enumerate(losses) if pop.ids[r] not in bad]
+        if kept and (epoch % self.record_every == 0 or epoch == self.max_epochs):
+            self.losses.append((epoch, float(np.mean(kept))))
+        return bad
 
 
 @torch.no_grad()

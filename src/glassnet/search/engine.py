@@ -8,32 +8,21 @@ small and fixed), which avoids autograd's graph bookkeeping and lets every updat
 place. The update is ``torch.optim``'s SGD with momentum, Adam or AdamW (``search.optimizers``),
 with a learning rate, momentum, weight decay, epoch count and dropout per member.
 
-This module knows tensors only; reading a skorch net's settings is ``search.adapter``'s job.
+This module knows tensors only; the epochs (batches, validation reads, members leaving) are
+``search.loop``'s, and reading a skorch net's settings is ``search.adapter``'s job.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from glassnet.activations import ACTIVATIONS
-from glassnet.errors import DivergedError
 from glassnet.models import MLP
-from glassnet.progress import Progress
 from glassnet.search.optimizers import make_optimizer
 
-__all__ = [
-    "Population",
-    "epoch_batches",
-    "member_predictor",
-    "train_population",
-    "validation_batch",
-]
+__all__ = ["Population"]
 
 
 def _linear(a: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -256,158 +245,3 @@ class Population:
                 lin.weight.copy_(W[row])
                 lin.bias.copy_(b[row, 0])
         return template
-
-
-def epoch_batches(
-    ids: Sequence[int],
-    sizes: Sequence[int],
-    train_idx: Sequence[torch.Tensor],
-    n_max: int,
-    bs: int,
-    shuffle: bool,
-    gen: torch.Generator | None,
-    Xt: torch.Tensor,
-    yt: torch.Tensor,
-) -> list[tuple[torch.Tensor, ...]]:
-    """One epoch's mini-batches for the members ``ids``: (X, y, weights, active, count).
-
-    Every member with the same training size sees the permutation its own skorch net would
-    draw this epoch (one generator, seeded like the net). Shorter training sets are padded
-    at the end; padded rows carry weight 0, and a member with no rows left in a batch is
-    marked inactive so that it does not step.
-    """
-    perms = {}
-    for n in sorted({sizes[m] for m in ids}):
-        perms[n] = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
-    order = torch.zeros((len(ids), n_max), dtype=torch.long)
-    valid = torch.zeros((len(ids), n_max), dtype=torch.float32)
-    for r, m in enumerate(ids):
-        n = sizes[m]
-        order[r, :n] = train_idx[m][perms[n]]
-        valid[r, :n] = 1.0
-    order, valid = order.to(Xt.device), valid.to(Xt.device)
-    out = []
-    for start in range(0, n_max, bs):
-        idx = order[:, start : start + bs]  # (member, batch)
-        msk = valid[:, start : start + bs]  # (member, batch)
-        count = msk.sum(1)  # (member,)
-        w = (msk / count.clamp_min(1.0)[:, None])[:, :, None]  # (member, batch, 1)
-        active = None
-        if bool((count == 0).any()):  # some members ran out of batches this epoch
-            active = (count > 0).to(torch.float32)[:, None, None]
-        out.append((Xt[idx], yt[idx], w, active, count))
-    return out
-
-
-def validation_batch(
-    members: Sequence[tuple[int, int]], folds: Sequence, Xt: torch.Tensor, yt: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every (candidate, fold) member's validation rows as one padded batch: X (member, rows,
-    in), y (member, rows, out), weights (member, rows, 1) of 1/rows, 0 on padding."""
-    val_idx = [torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members]
-    n_val = max(len(v) for v in val_idx)
-    sizes = [len(v) for v in val_idx]
-    ids = list(range(len(members)))
-    Xv, yv, wv, _, _ = epoch_batches(ids, sizes, val_idx, n_val, n_val, False, None, Xt, yt)[0]
-    return Xv, yv, wv
-
-
-def member_predictor(pop: Population, row: int) -> Callable[[Any], np.ndarray]:
-    """``predict(X)`` with the weights of the member at ``row``, as skorch's predict returns."""
-
-    def predict(Xv):
-        Xv = torch.as_tensor(
-            np.asarray(Xv, dtype=np.float32).reshape(len(Xv), -1), device=pop.W[0].device
-        )
-        return pop.predict(Xv, [row])[0].cpu().numpy()  # (n, out)
-
-    return predict
-
-
-def train_population(
-    spec: Any,
-    X: np.ndarray,
-    y: np.ndarray,
-    settings: list[dict[str, float]],
-    train_sets: list[np.ndarray],
-    progress: Progress,
-    *,
-    chunk_size: int = 16,
-    error_score: float | str = np.nan,
-    score_fold: Callable[[int, Callable], float] | None = None,
-    keep_weights: bool = False,
-) -> dict[str, Any]:
-    """Train one member per (settings, training rows) pair until its epochs are done.
-
-    ``spec`` says what every member shares (``search.adapter.NetSpec``). A member whose loss
-    turns NaN/inf leaves at once and scores ``error_score`` (``"raise"``: DivergedError). As a
-    member finishes, ``score_fold(member, predict)`` scores it and ``keep_weights`` keeps an
-    MLP of it. Returns scores, epochs done, divergence, loss histories and kept modules.
-    """
-    dev = spec.device
-    Xt = torch.from_numpy(X).to(dev)  # (n, in)
-    yt = torch.from_numpy(y.reshape(len(y), -1)).to(dev)  # (n, out)
-    pop = Population(spec.initial_module(), settings, dev, spec.activation)
-    gen = spec.shuffle_generator()
-    drop_gen = torch.Generator(device=dev)
-    drop_gen.manual_seed(spec.seed or 0)
-    sizes = [len(t) for t in train_sets]
-    n_max, bs = max(sizes), spec.batch_size
-    train_idx = [torch.as_tensor(t, dtype=torch.long) for t in train_sets]
-    out: dict[str, Any] = {
-        "scores": {},
-        "epochs_done": [0] * len(settings),
-        "diverged": [False] * len(settings),
-        "histories": defaultdict(list),
-        "modules": {},
-    }
-    # With one batch per epoch (batch_size >= every training set) the batch is the whole
-    # set whatever its order, so the batches are built once and reused while the members
-    # stay the same; otherwise each epoch draws its permutations.
-    full_batch = bs >= n_max
-    batches: list | None = None
-    epoch = 0
-    finish = _Finish(spec, settings, out, error_score, score_fold, keep_weights)
-    while pop.ids:
-        epoch += 1
-        if batches is None or not full_batch:
-            batches = epoch_batches(pop.ids, sizes, train_idx, n_max, bs, spec.shuffle, gen, Xt, yt)
-        ep_loss = pop.epoch(batches, sizes, drop_gen, chunk_size)
-        keep = finish(pop, epoch, ep_loss.tolist())
-        progress.advance(len(pop.ids))
-        progress.note(f"epoch {epoch}, {len(keep)} members training")
-        if len(keep) < len(pop.ids):
-            pop.keep(keep)
-            batches = None
-    return out
-
-
-class _Finish:
-    """End-of-epoch bookkeeping: record losses; let diverged and finished members leave."""
-
-    def __init__(self, spec, settings, out, error_score, score_fold, keep_weights) -> None:
-        self.spec, self.settings, self.out = spec, settings, out
-        self.error_score, self.score_fold, self.keep_weights = error_score, score_fold, keep_weights
-
-    def __call__(self, pop: Population, epoch: int, losses: list[float]) -> list[int]:
-        """Return the rows of the members that keep training."""
-        out, keep = self.out, []
-        for r, m in enumerate(pop.ids):
-            out["epochs_done"][m] = epoch
-            out["histories"][m].append(losses[r])
-            if not math.isfinite(losses[r]):
-                if self.error_score == "raise":  # scikit-learn's contract: the error itself
-                    raise DivergedError(
-                        f"member {m} ({self.settings[m]}): training loss {losses[r]} "
-                        f"at epoch {epoch}"
-                    )
-                out["diverged"][m] = True
-                out["scores"][m] = self.error_score
-            elif epoch >= self.settings[m]["epochs"]:
-                if self.score_fold is not None:
-                    out["scores"][m] = self.score_fold(m, member_predictor(pop, r))
-                if self.keep_weights:
-                    out["modules"][m] = pop.module(r, self.spec.blank_module())
-            else:
-                keep.append(r)
-        return keep

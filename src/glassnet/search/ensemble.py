@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,8 @@ from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
 from glassnet.search.deep_ensemble import EnsemblePredictions
-from glassnet.search.engine import Population, epoch_batches, validation_batch
+from glassnet.search.engine import Population
+from glassnet.search.loop import MemberData, Policy, rows_by_group, train
 
 __all__ = ["EnsembleSearchCV"]
 
@@ -146,89 +148,37 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
                 mods.append(MLP(n_in, tuple(self.hidden), n_out, self.activation))
         return mods
 
-    def _train(self, X: np.ndarray, y: np.ndarray, folds: list) -> dict[str, Any]:
-        """The search loop: step every member, read fold losses, let finished candidates go."""
+    def _train(self, X: np.ndarray, y: np.ndarray, folds: list) -> _Candidates:
+        """Every (candidate, fold) member trained as one population (``search.loop``)."""
         dev = torch.device(self.device)
         n_cand, n_folds = len(self.candidates_), len(folds)
-        members = [(c, k) for c in range(n_cand) for k in range(n_folds)]  # row = c * folds + k
+        members = [(c, k) for c in range(n_cand) for k in range(n_folds)]  # id = c * folds + k
         inits = self._initial_modules(n_folds, X.shape[1], y.shape[1])
         settings = [self._settings(self.candidates_[c]) for c, _ in members]
         pop = Population([inits[k] for _, k in members], settings, dev, self.activation,
                          self.layer_lr, self.optimizer)  # fmt: skip
-        factor = torch.tensor([s["input_scale"] for s in settings], device=dev)[:, None, None]
-        Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
-        train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
-        sizes = [len(t) for t in train_idx]
-        Xv, yv, wv = validation_batch(members, folds, Xt, yt)
-        Xv = Xv * factor  # (member, rows, in): each member's input scale
         gen = torch.Generator()
         gen.manual_seed(self.random_state + 1)
-        st = _search_state(n_cand, n_folds)
+        data = MemberData(
+            torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev),
+            [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members],
+            self.batch_size, True, gen, None,
+            valid_rows=[torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members],
+            input_factor=torch.tensor([s["input_scale"] for s in settings],
+                                      device=dev)[:, None, None],
+        )  # fmt: skip
         progress = self.progress or Progress()
         progress.start(len(members) * self.max_epochs, f"ensemble search: {len(members)} members")
-        full_batch = self.batch_size >= max(sizes)
-        batches, epoch = None, 0
-        while pop.ids and epoch < self.max_epochs:
-            epoch += 1
-            if batches is None or not full_batch:
-                batches = epoch_batches(
-                    pop.ids, sizes, train_idx, max(sizes), self.batch_size, True, gen, Xt, yt
-                )
-                f = factor[pop.ids]  # (member, 1, 1): each member's input scale
-                batches = [(Xb * f, *rest) for Xb, *rest in batches]
-            loss = pop.epoch(batches, sizes, None, self.chunk_size).tolist()
-            progress.advance(len(pop.ids))
-            check = epoch % self.check_every == 0 or epoch == self.max_epochs
-            leaving = self._update(st, pop, members, n_folds, epoch, loss, check, Xv, yv, wv)
-            if leaving:
-                rows = [r for r, m in enumerate(pop.ids) if members[m][0] not in leaving]
-                pop.keep(rows)
-                batches = None
-            progress.note(f"epoch {epoch}, {len(pop.ids) // n_folds} candidates training")
+        policy = _BestEpoch(n_cand, n_folds, self.max_epochs, self.check_every, self.patience,
+                            progress)  # fmt: skip
+        train(pop, data, policy, self.chunk_size, progress)
         progress.close()
-        return st
+        return policy.st
 
-    def _update(self, st, pop, members, n_folds, epoch, loss, check, Xv, yv, wv) -> set[int]:
-        """Book-keeping after one epoch; returns the candidates that leave now."""
-        rows_of: dict[int, list[int]] = {}
-        for r, m in enumerate(pop.ids):
-            rows_of.setdefault(members[m][0], []).append(r)
-        leaving = set()
-        for c, rows in rows_of.items():
-            st["epochs"][c] = epoch
-            if not all(math.isfinite(loss[r]) for r in rows):
-                st["failed"][c] = True  # diverged: the candidate leaves with a NaN score
-                leaving.add(c)
-        if not check:
-            return leaving
-        ids = torch.tensor(pop.ids, dtype=torch.long, device=Xv.device)
-        vl = pop.losses(Xv[ids], yv[ids], wv[ids]).tolist()  # (member,) fold-validation MSE
-        for c, rows in rows_of.items():
-            if c in leaving:
-                continue
-            fold_mse = np.array([vl[r] for r in rows])
-            if not np.isfinite(fold_mse).all():
-                st["failed"][c] = True
-                leaving.add(c)
-                continue
-            mean = float(fold_mse.mean())
-            st["curve_train"][c].append((epoch, float(np.mean([loss[r] for r in rows]))))
-            st["curve_valid"][c].append((epoch, mean))
-            if mean < st["best"][c]:
-                st["best"][c], st["best_epoch"][c] = mean, epoch
-                st["best_folds"][c] = fold_mse
-                st["snap"][c] = pop.snapshot(rows)
-                st["stale"][c] = 0
-            else:
-                st["stale"][c] += 1
-                if st["stale"][c] >= self.patience:
-                    leaving.add(c)  # no better epoch for `patience` checks: it is done
-        return leaving
-
-    def _collect(self, st: dict[str, Any], n_folds: int) -> None:
+    def _collect(self, st: _Candidates, n_folds: int) -> None:
         """Fill the fitted attributes from the search state (scores back in data units)."""
         var = self.y_scale_**2
-        mse = np.where(st["failed"], np.nan, st["best"] * var)
+        mse = np.where(st.failed, np.nan, st.best * var)
         if np.isnan(mse).all():
             raise NoModelError("every candidate diverged (NaN/inf loss); lower the learning rates")
         n_cand = len(self.candidates_)
@@ -239,27 +189,27 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
         self.cv_results_ = {
             "params": self.candidates_,
             "mean_test_score": -mse,
-            "std_test_score": np.where(st["failed"], np.nan, st["best_folds"].std(axis=1) * var),
+            "std_test_score": np.where(st.failed, np.nan, st.best_folds.std(axis=1) * var),
             "rank_test_score": rank,
-            "best_epoch": np.where(st["failed"], 0, st["best_epoch"]),
-            "epochs_trained": st["epochs"].copy(),
-            **{f"split{k}_test_score": -st["best_folds"][:, k] * var for k in range(n_folds)},
+            "best_epoch": np.where(st.failed, 0, st.best_epoch),
+            "epochs_trained": st.epochs.copy(),
+            **{f"split{k}_test_score": -st.best_folds[:, k] * var for k in range(n_folds)},
         }
         self.best_index_ = int(order[0])
-        self.best_epoch_ = int(st["best_epoch"][self.best_index_])
+        self.best_epoch_ = int(st.best_epoch[self.best_index_])
         self.best_params_ = {**self.candidates_[self.best_index_], "max_epochs": self.best_epoch_}
         self.best_score_ = float(-mse[self.best_index_])
-        self.failed_ = st["failed"].copy()
-        self.member_epochs_ = int(st["epochs"].sum() * n_folds)
+        self.failed_ = st.failed.copy()
+        self.member_epochs_ = int(st.epochs.sum() * n_folds)
         self.curves_ = {
-            "epoch": [e for e, _ in st["curve_valid"][self.best_index_]],
-            "train_mse": [v * var for _, v in st["curve_train"][self.best_index_]],
-            "valid_mse": [v * var for _, v in st["curve_valid"][self.best_index_]],
+            "epoch": [e for e, _ in st.curve_valid[self.best_index_]],
+            "train_mse": [v * var for _, v in st.curve_train[self.best_index_]],
+            "valid_mse": [v * var for _, v in st.curve_valid[self.best_index_]],
         }
         members = []
         chosen = [int(c) for c in order[: self.top_k] if np.isfinite(filled[c])]
         for c in chosen:  # the best candidate's fold models first
-            snap = st["snap"][c]  # per layer: (W (fold, out, in), b (fold, 1, out))
+            snap = st.snap[c]  # per layer: (W (fold, out, in), b (fold, 1, out))
             n_in, n_out = snap[0][0].shape[2], snap[-1][0].shape[1]
             scale = self._settings(self.candidates_[c])["input_scale"]
             for f in range(n_folds):
@@ -277,16 +227,81 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
         ).eval()
 
 
-def _search_state(n_cand: int, n_folds: int) -> dict[str, Any]:
-    """What the search tracks per candidate while it trains."""
-    return {
-        "best": np.full(n_cand, np.inf),  # best mean fold MSE (standardised units)
-        "best_epoch": np.zeros(n_cand, dtype=int),
-        "best_folds": np.full((n_cand, n_folds), np.nan),
-        "snap": {},  # candidate -> its fold models' weights at its best epoch
-        "stale": np.zeros(n_cand, dtype=int),
-        "failed": np.zeros(n_cand, dtype=bool),
-        "epochs": np.zeros(n_cand, dtype=int),
-        "curve_train": {c: [] for c in range(n_cand)},
-        "curve_valid": {c: [] for c in range(n_cand)},
-    }
+@dataclass
+class _Candidates:
+    """What the search tracks per candidate while it trains (standardised units)."""
+
+    best: np.ndarray  # best mean fold MSE so far
+    best_epoch: np.ndarray
+    best_folds: np.ndarray  # (candidate, fold): the fold MSEs at the best epoch
+    stale: np.ndarray  # reads since the best
+    failed: np.ndarray
+    epochs: np.ndarray  # epochs trained
+    snap: dict[int, list] = field(default_factory=dict)  # its fold models at the best epoch
+    curve_train: dict[int, list] = field(default_factory=dict)  # (epoch, mean fold MSE)
+    curve_valid: dict[int, list] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, n_cand: int, n_folds: int) -> _Candidates:
+        return cls(np.full(n_cand, np.inf), np.zeros(n_cand, dtype=int),
+                   np.full((n_cand, n_folds), np.nan), np.zeros(n_cand, dtype=int),
+                   np.zeros(n_cand, dtype=bool), np.zeros(n_cand, dtype=int),
+                   curve_train={c: [] for c in range(n_cand)},
+                   curve_valid={c: [] for c in range(n_cand)})  # fmt: skip
+
+
+class _BestEpoch(Policy):
+    """Candidates of ``n_folds`` members each (member id = candidate * n_folds + fold) train
+    up to ``max_epochs``; every ``check_every`` epochs their mean fold-validation MSE is read
+    and the best epoch's weights kept. A candidate leaves when a member diverges, or after
+    ``patience`` reads without a better epoch (it cannot win any more)."""
+
+    def __init__(self, n_cand: int, n_folds: int, max_epochs: int, check_every: int,
+                 patience: int, progress: Progress) -> None:  # fmt: skip
+        self.n_folds, self.max_epochs = n_folds, max_epochs
+        self.check_every, self.patience, self.progress = check_every, patience, progress
+        self.st = _Candidates.start(n_cand, n_folds)
+        self._losses: list[float] = []
+
+    def reads(self, epoch: int) -> bool:
+        return epoch % self.check_every == 0 or epoch == self.max_epochs
+
+    def _leave(self, pop: Population, candidates: set[int]) -> set[int]:
+        return {m for m in pop.ids if m // self.n_folds in candidates}
+
+    def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
+        self._losses, failed = losses, set()
+        for c, rows in rows_by_group(pop, self.n_folds).items():
+            self.st.epochs[c] = epoch
+            if not all(math.isfinite(losses[r]) for r in rows):
+                self.st.failed[c] = True  # diverged: the candidate leaves with a NaN score
+                failed.add(c)
+        return self._leave(pop, failed)
+
+    def on_check(self, pop: Population, epoch: int, val: list[float],
+                 leaving: set[int]) -> set[int]:  # fmt: skip
+        st, done = self.st, set()
+        for c, rows in rows_by_group(pop, self.n_folds).items():
+            if pop.ids[rows[0]] in leaving:
+                continue
+            fold_mse = np.array([val[r] for r in rows])
+            if not np.isfinite(fold_mse).all():
+                st.failed[c] = True
+                done.add(c)
+                continue
+            mean = float(fold_mse.mean())
+            st.curve_train[c].append((epoch, float(np.mean([self._losses[r] for r in rows]))))
+            st.curve_valid[c].append((epoch, mean))
+            if mean < st.best[c]:
+                st.best[c], st.best_epoch[c], st.best_folds[c] = mean, epoch, fold_mse
+                st.snap[c] = pop.snapshot(rows)
+                st.stale[c] = 0
+            else:
+                st.stale[c] += 1
+                if st.stale[c] >= self.patience:
+                    done.add(c)  # no better epoch for `patience` reads: it is done
+        return self._leave(pop, done)
+
+    def on_epoch_end(self, pop: Population, epoch: int, leaving: set[int]) -> None:
+        left = (len(pop.ids) - len(leaving)) // self.n_folds
+        self.progress.note(f"epoch {epoch}, {left} candidates training")

@@ -20,7 +20,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
-from glassnet.search.engine import train_population
+from glassnet.search.loop import TrainedMembers, train_population
 
 __all__ = ["PopulationSearchCV"]
 
@@ -135,18 +135,19 @@ class PopulationSearchCV(BaseEstimator):
         return float(self.scorer_(self.best_estimator_, X, y))
 
     # -- internals ----------------------------------------------------------------------------
-    def _record(self, candidates: list[dict], n_folds: int, result: dict, elapsed: float) -> None:
+    def _record(self, candidates: list[dict], n_folds: int, result: TrainedMembers,
+                elapsed: float) -> None:  # fmt: skip
         """Fill ``cv_results_`` and the per-member records from the engine's result."""
         shape = (len(candidates), n_folds)
-        scores = np.array([result["scores"][m] for m in range(shape[0] * n_folds)], dtype=float)
-        epochs_done = np.array(result["epochs_done"], dtype=float)
+        scores = np.array([result.scores[m] for m in range(shape[0] * n_folds)], dtype=float)
+        epochs_done = np.array(result.epochs_done, dtype=float)
         fit_share = elapsed * epochs_done / max(epochs_done.sum(), 1.0)
         self.cv_results_ = self._results(
             candidates, scores.reshape(shape), fit_share.reshape(shape)
         )
         self.n_splits_ = n_folds
         self.member_epochs_ = epochs_done.reshape(shape).astype(int)
-        self.diverged_ = np.array(result["diverged"]).reshape(shape)
+        self.diverged_ = np.array(result.diverged).reshape(shape)
         self.train_seconds_ = elapsed
 
     @staticmethod

@@ -18,17 +18,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from optuna.trial import TrialState
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import check_cv
 
 from glassnet.errors import NoModelError
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
-from glassnet.search.engine import Population, epoch_batches, validation_batch
+from glassnet.search.engine import Population
+from glassnet.search.loop import MemberData, Policy, rows_by_group, train
 from glassnet.search.storage import ask, fail_stale, heartbeats, storage_faults
 from glassnet.search.studies import RUN_TAG, make_pruner, open_study, optuna_space
 
@@ -156,78 +159,23 @@ class TPESearchCV(BaseEstimator):
     # -- internals ----------------------------------------------------------------------------
     def _round(self, trials, spec, X, y, folds, progress, t0) -> None:
         """Train one batch of trials as one population until each is pruned, fails or ends."""
-        import optuna
-
         dev = spec.device
         K = len(folds)
-        members = [(c, k) for c in range(len(trials)) for k in range(K)]  # row = c * K + k
+        members = [(c, k) for c in range(len(trials)) for k in range(K)]  # id = c * K + k
         settings = [
             spec.settings({**trials[c].params, "max_epochs": self.max_epochs}) for c, _ in members
         ]
         pop = Population(spec.initial_module(), settings, dev, spec.activation)
-        Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
-        train_idx = [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members]
-        sizes = [len(t) for t in train_idx]
-        Xv, yv, wv = validation_batch(members, folds, Xt, yt)
-        gen = spec.shuffle_generator()
-        drop_gen = torch.Generator(device=dev)
-        drop_gen.manual_seed(spec.seed or 0)
-        best = {c: (math.inf, 0, []) for c in range(len(trials))}  # (mean fold MSE, epoch, folds)
-        full_batch = spec.batch_size >= max(sizes)
-        batches, epoch = None, 0
-        while pop.ids:
-            epoch += 1
-            if batches is None or not full_batch:
-                batches = epoch_batches(pop.ids, sizes, train_idx, max(sizes), spec.batch_size,
-                                        spec.shuffle, gen, Xt, yt)  # fmt: skip
-            loss = pop.epoch(batches, sizes, drop_gen, self.chunk_size)
-            self.member_epochs_ += len(pop.ids)
-            rows_of: dict[int, list[int]] = {}
-            for r, m in enumerate(pop.ids):
-                rows_of.setdefault(members[m][0], []).append(r)
-            finite = torch.isfinite(loss).tolist()
-            ended: dict[int, Any] = {}
-            for c, rows in rows_of.items():
-                if not all(finite[r] for r in rows):  # diverged: reported as hopeless
-                    trials[c].report(math.inf, epoch)
-                    ended[c] = optuna.trial.TrialState.PRUNED
-            if epoch % self.check_every == 0 or epoch == self.max_epochs:
-                ids = torch.tensor(pop.ids, dtype=torch.long, device=dev)
-                val = pop.losses(Xv[ids], yv[ids], wv[ids]).tolist()  # (member,) fold MSE
-                self._check(trials, rows_of, val, best, epoch, ended, t0)
-            for c, state in ended.items():
-                self._tell(trials[c], state, best[c], epoch)
-                progress.advance()
-            progress.note(f"best CV MSE {self._best:.4g}, {self.n_pruned_} pruned")
-            if ended:
-                pop.keep([r for r, m in enumerate(pop.ids) if members[m][0] not in ended])
-                batches = None
-
-    def _check(self, trials, rows_of, val, best, epoch: int, ended: dict, t0: float) -> None:
-        """Read each live trial's mean fold MSE: keep its best epoch; end it at the epoch cap,
-        when it diverged, or when the pruner says so. The pruner hears every min_epochs epochs
-        (its rungs): each report is a database write, and the best epoch is tracked here."""
-        import optuna
-
-        tell_pruner = epoch % self.min_epochs == 0
-        for c, rows in rows_of.items():
-            if c in ended:
-                continue
-            mse = float(np.mean([val[r] for r in rows]))
-            mse = mse if math.isfinite(mse) else math.inf
-            if mse < best[c][0]:
-                best[c] = (mse, epoch, [val[r] for r in rows])
-                self._improved(mse, t0)
-            if epoch >= self.max_epochs:
-                trials[c].report(best[c][0], epoch)
-                ended[c] = optuna.trial.TrialState.COMPLETE
-            elif not math.isfinite(mse):
-                trials[c].report(math.inf, epoch)
-                ended[c] = optuna.trial.TrialState.PRUNED
-            elif tell_pruner:
-                trials[c].report(best[c][0], epoch)  # what the trial is worth so far
-                if trials[c].should_prune():
-                    ended[c] = optuna.trial.TrialState.PRUNED
+        dropout_gen = torch.Generator(device=dev)
+        dropout_gen.manual_seed(spec.seed or 0)
+        data = MemberData(
+            torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev),
+            [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members],
+            spec.batch_size, spec.shuffle, spec.shuffle_generator(), dropout_gen,
+            valid_rows=[torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members],
+        )  # fmt: skip
+        # progress counts trials (the policy's), not member-epochs
+        train(pop, data, _TrialRound(self, trials, K, progress, t0), self.chunk_size)
 
     @property
     def _best(self) -> float:
@@ -237,22 +185,22 @@ class TPESearchCV(BaseEstimator):
         if mse < self._best:
             self.trace_.append((time.perf_counter() - t0, self.member_epochs_, mse))
 
-    def _tell(self, trial, state, best: tuple[float, int, list], epoch: int) -> None:
-        trial.set_user_attr("best_epoch", best[1])
+    def _tell(self, trial, state: TrialState, best: _Best, epoch: int) -> None:
+        trial.set_user_attr("best_epoch", best.epoch)
         trial.set_user_attr("epochs_trained", epoch)
-        trial.set_user_attr("fold_mse", best[2])
-        if state.name == "COMPLETE":
-            self.study_.tell(trial, best[0])
+        trial.set_user_attr("fold_mse", best.folds)
+        if state == TrialState.COMPLETE:
+            self.study_.tell(trial, best.mse)
         else:
             self.n_pruned_ += 1
-            trial.set_user_attr("best_value", best[0])
+            trial.set_user_attr("best_value", best.mse)
             self.study_.tell(trial, state=state)
 
     def _collect(self) -> None:
         """The study's best trial, complete or pruned (a pruned trial's best epoch counts:
         epochs are the resource, and its score up to there is a real fold score)."""
         done = [t for t in self.study_.get_trials(deepcopy=False)
-                if t.state.name in ("COMPLETE", "PRUNED")]  # fmt: skip
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]  # fmt: skip
         if not done:
             raise NoModelError(f"study {self.study_.study_name!r} has no finished trial to refit")
         best = best_trial(done)
@@ -279,12 +227,85 @@ class TPESearchCV(BaseEstimator):
         }
 
 
+@dataclass
+class _Best:
+    """A trial's best read so far: its mean fold MSE, the epoch, and the fold MSEs."""
+
+    mse: float = math.inf
+    epoch: int = 0
+    folds: list[float] = field(default_factory=list)
+
+
+class _TrialRound(Policy):
+    """One batch of trials (``K`` fold members each, member id = trial * K + fold) as the loop
+    trains them: a trial whose member diverges is pruned at once; every ``check_every``
+    epochs each trial's mean fold MSE is read and its best epoch kept; every ``min_epochs``
+    (the pruner's rungs) the best so far goes to the pruner; at ``max_epochs`` it is complete.
+    Ended trials are told to the study as they end."""
+
+    def __init__(self, search: TPESearchCV, trials: list, K: int, progress: Progress,
+                 t0: float) -> None:  # fmt: skip
+        self.search, self.trials, self.K, self.progress, self.t0 = search, trials, K, progress, t0
+        self.max_epochs = search.max_epochs
+        self.best = {c: _Best() for c in range(len(trials))}
+        self.ended: dict[int, TrialState] = {}
+
+    def reads(self, epoch: int) -> bool:
+        return epoch % self.search.check_every == 0 or epoch == self.max_epochs
+
+    def _leave(self, pop: Population) -> set[int]:
+        return {m for m in pop.ids if m // self.K in self.ended}
+
+    def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
+        self.search.member_epochs_ += len(pop.ids)
+        self.ended = {}
+        for c, rows in rows_by_group(pop, self.K).items():
+            if not all(math.isfinite(losses[r]) for r in rows):  # diverged: hopeless
+                self.trials[c].report(math.inf, epoch)
+                self.ended[c] = TrialState.PRUNED
+        return self._leave(pop)
+
+    def on_check(self, pop: Population, epoch: int, val: list[float],
+                 leaving: set[int]) -> set[int]:  # fmt: skip
+        """Each live trial's mean fold MSE: keep its best epoch; end it at the epoch cap, when
+        it diverged, or when the pruner says so. The pruner hears every min_epochs epochs
+        (its rungs): each report is a database write, and the best epoch is tracked here."""
+        State = TrialState
+        tell_pruner = epoch % self.search.min_epochs == 0
+        for c, rows in rows_by_group(pop, self.K).items():
+            if c in self.ended:
+                continue
+            trial, best = self.trials[c], self.best[c]
+            mse = float(np.mean([val[r] for r in rows]))
+            mse = mse if math.isfinite(mse) else math.inf
+            if mse < best.mse:
+                self.best[c] = best = _Best(mse, epoch, [val[r] for r in rows])
+                self.search._improved(mse, self.t0)
+            if epoch >= self.max_epochs:
+                trial.report(best.mse, epoch)
+                self.ended[c] = State.COMPLETE
+            elif not math.isfinite(mse):
+                trial.report(math.inf, epoch)
+                self.ended[c] = State.PRUNED
+            elif tell_pruner:
+                trial.report(best.mse, epoch)  # what the trial is worth so far
+                if trial.should_prune():
+                    self.ended[c] = State.PRUNED
+        return self._leave(pop)
+
+    def on_epoch_end(self, pop: Population, epoch: int, leaving: set[int]) -> None:
+        for c, state in self.ended.items():
+            self.search._tell(self.trials[c], state, self.best[c], epoch)
+            self.progress.advance()
+        self.progress.note(f"best CV MSE {self.search._best:.4g}, {self.search.n_pruned_} pruned")
+
+
 def trial_mse(trial: Any) -> float:
     """A finished trial's best mean fold MSE, complete or pruned (a pruned trial's best epoch
     counts: epochs are the resource); inf when it diverged or did not finish."""
-    state = trial.state.name
-    v = trial.value if state == "COMPLETE" else trial.user_attrs.get("best_value")
-    if state not in ("COMPLETE", "PRUNED") or v is None or not math.isfinite(v):
+    state = trial.state
+    v = trial.value if state == TrialState.COMPLETE else trial.user_attrs.get("best_value")
+    if state not in (TrialState.COMPLETE, TrialState.PRUNED) or v is None or not math.isfinite(v):
         return math.inf
     return float(v)
 
