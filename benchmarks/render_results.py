@@ -247,7 +247,25 @@ def time_to_accuracy() -> str:
     return "\n".join(out)
 
 
+def engine_ab() -> str:
+    res = _load("engine_ab")
+    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
+           f"{res['machine']['torch']}), `{res['command']}`: the study's population search "
+           "(20 candidates x 5 folds, no refit), the two source trees taking turns.", "",
+           "| tree | run | member-epochs | seconds | member-epochs/s |", "|---|---|---|---|---|"]
+    for r in res["rows"]:
+        out.append(f"| {r['tree']} | {r['repeat']} | {r['member_epochs']:,} | "
+                   f"{r['seconds']:.2f} | {r['rate']:.0f} |")
+    same = "the same" if res["same_scores"] else "**different**"
+    ratio = res["after_over_before"]
+    out += ["", f"Median rate: before {res['median_rate_before']:.0f}, after "
+            f"{res['median_rate_after']:.0f} member-epochs/s (**{ratio:.2f}x**); "
+            f"{same} CV scores, candidate by candidate, in every run."]  # fmt: skip
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "engine_ab": engine_ab,
     "time_to_accuracy": time_to_accuracy,
     "regression_search": regression_search,
     "commands": commands,

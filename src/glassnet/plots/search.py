@@ -66,6 +66,8 @@ def search_figures(
     with matplotlib.rc_context(), warnings.catch_warnings():  # Optuna's style sheet stays inside
         # these plots are "experimental" in Optuna: a note about its API, not about the run
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # one setting's single value among the complete trials: matplotlib widens the axis
+        warnings.filterwarnings("ignore", message="Attempting to set identical")
         keep("search_history.png", _history(study, target_name, log_target, side_by_side))
         if len(complete) >= 2 and varied:
             if len({t.value for t in complete}) > 1:  # fANOVA splits a variance: none, nothing
