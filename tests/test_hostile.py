@@ -283,14 +283,13 @@ def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
         assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 8  # exactly those asked for
         resumed = json.loads(done.stdout)["metrics"]
         assert resumed["n_candidates"] == 8
-        # the same digits as the run that was never interrupted (its own study, same seed)
-        args[args.index("faulty")] = "clean"
-        args[args.index("--out") + 1] = str(tmp_path / "clean")
-        clean = subprocess.run([sys.executable, "-m", "glassnet", *args], capture_output=True,
-                               text=True, check=True)  # fmt: skip
-        clean = json.loads(clean.stdout)["metrics"]
-        assert resumed["best_params"] == clean["best_params"]
-        assert resumed["test_mse"] == clean["test_mse"]
+        # the trials the stop left RUNNING were failed and asked again, once, with their
+        # parameters (a retried trial's parameters are the dead one's; the sampler's new
+        # proposals then differ from an uninterrupted run's, so its digits are not compared)
+        for dead in (t for t in study.trials if t.state.name == "FAIL"):
+            again = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
+            assert len(again) == 1  # a trial the stop caught before its parameters were
+            assert dead.params in ({}, again[0].params)  # written is asked for them anew
     finally:
         server.close()
 
