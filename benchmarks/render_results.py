@@ -29,6 +29,12 @@ def _f(v: float | None, digits: int = 4) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _written(res: dict) -> str:
+    """When and where a result was written: the opening of every rendered block."""
+    m = res["machine"]
+    return f"Written {res['when_utc']} ({m['cpu_count']} cores, torch {m['torch']})"
+
+
 def _median(values: list[float]) -> float:
     v = sorted(values)
     return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
@@ -75,8 +81,7 @@ def _panel(res: dict) -> str:
 
 def regression_quality() -> str:
     res = _load("regression_quality")
-    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
-           f"{res['machine']['torch']}), reported seeds {res['seed0']}-"
+    out = [_written(res) + f", reported seeds {res['seed0']}-"
            f"{res['seed0'] + len(res['rows']) - 1}.", ""]  # fmt: skip
     t = res["targets"]
     if res["study_data"]:
@@ -154,8 +159,7 @@ def search_efficiency() -> str:
 
 def commands() -> str:
     res = _load("commands")
-    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
-           f"{res['machine']['torch']}), `{res['command']}`; seed 0, the test set used once "
+    out = [_written(res) + f", `{res['command']}`; seed 0, the test set used once "
            "per row, at its end.", "",
            "| command | test accuracy | target | validation | best epoch | wall seconds |",
            "|---|---|---|---|---|---|"]  # fmt: skip
@@ -178,8 +182,7 @@ def commands() -> str:
 def regression_search() -> str:
     res = _load("regression_search")
     a = res["agreement"]
-    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
-           f"{res['machine']['torch']}), {res['n_iter']} candidates x {res['cv']} folds, seed "
+    out = [_written(res) + f", {res['n_iter']} candidates x {res['cv']} folds, seed "
            f"{res['seed']}; float32 matmul peak {res['matmul_gflops']:.0f} GFLOP/s in the run.",
            "", "| search | seconds (each run) | speed-up | best CV MSE | test MSE | failed "
            "candidates | GFLOP/s (share of the peak) |",
@@ -213,8 +216,7 @@ def time_to_accuracy() -> str:
     speed = {(s["model"], s["threshold"], s["over"]): s for s in res["speedups"]}
     head = ["model", "threshold (validation)", *(names[a] for a in arms), "glassnet vs tutorial",
             "glassnet vs recipe-matched loop"]  # fmt: skip
-    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
-           f"{res['machine']['torch']}), `{res['command']}`; seeds "
+    out = [_written(res) + f", `{res['command']}`; seeds "
            f"{', '.join(map(str, res['seeds']))}; median seconds until the validation accuracy "
            "first reaches the threshold (how many seeds reached it).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
@@ -249,8 +251,7 @@ def time_to_accuracy() -> str:
 
 def engine_ab() -> str:
     res = _load("engine_ab")
-    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
-           f"{res['machine']['torch']}), `{res['command']}`: the study's population search "
+    out = [_written(res) + f", `{res['command']}`: the study's population search "
            "(20 candidates x 5 folds, no refit), the two source trees taking turns.", "",
            "| tree | run | member-epochs | seconds | member-epochs/s |", "|---|---|---|---|---|"]
     for r in res["rows"]:
