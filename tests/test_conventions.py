@@ -1,10 +1,15 @@
 """Conventions users bring from TensorBoard and the platform: event files, the cache folder."""
 
+import ast
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 
+from glassnet.cli.parser import flag
 from glassnet.data.images import cache_dir
+from glassnet.errors import UserError
 from glassnet.estimators import ClassificationConfig
 from glassnet.experiments.classification import run_classification
 from glassnet.experiments.regression import run_regression
@@ -107,3 +112,37 @@ def test_cache_folder_is_the_platforms_unless_overridden(monkeypatch, tmp_path):
     assert cache_dir() == platformdirs.user_cache_path("glassnet", appauthor=False)
     monkeypatch.setenv("GLASSNET_CACHE", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
+
+
+def _error_messages(tree: ast.AST):
+    """The text of every UserError message and every ``(ok, message)`` check in a module."""
+    for node in ast.walk(tree):
+        parts = []
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "UserError":
+            parts = node.args[:1]
+        elif isinstance(node, ast.Tuple) and len(node.elts) == 2:
+            ok, message = node.elts
+            text = isinstance(message, ast.JoinedStr | ast.Constant)
+            if text and not isinstance(ok, ast.Constant):
+                parts = [message]
+        for part in parts:
+            for s in ast.walk(part):
+                if isinstance(s, ast.Constant) and isinstance(s.value, str):
+                    yield node.lineno, s.value
+
+
+def test_the_library_names_parameters_and_only_the_cli_names_flags():
+    import glassnet
+
+    root = Path(glassnet.__file__).parent
+    flags = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent.name == "cli":
+            continue
+        for line, text in _error_messages(ast.parse(path.read_text())):
+            if re.search(r"(^|[\s(])--[a-z]", text):
+                flags.append(f"{path.relative_to(root)}:{line}: {text}")
+    assert flags == []
+    err = UserError("`batch_size` must be >= 1 (see `n_jobs`; `glassnet data`)")
+    assert str(err) == "batch_size must be >= 1 (see n_jobs; `glassnet data`)"
+    assert err.worded(flag) == "--batch-size must be >= 1 (see --n-jobs; `glassnet data`)"

@@ -79,7 +79,7 @@ def test_find_gaps_recovers_generated_gaps():
 def test_sources_order(tmp_path, monkeypatch, small_csvs):
     monkeypatch.delenv("GLASSNET_DATA", raising=False)
     assert load_regression().generated
-    with pytest.raises(UserError, match="--train and --test"):
+    with pytest.raises(UserError, match="^train and test must be given together$"):
         load_regression(train=small_csvs[0])
     with pytest.raises(UserError, match="expected regression/train_data.csv"):
         load_regression(data_dir=tmp_path)

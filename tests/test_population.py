@@ -167,3 +167,26 @@ def test_error_score_raise_raises_the_training_error():
     # with the default, the same member scores NaN instead
     s = PopulationSearchCV(est, space, n_iter=None, cv=2, refit=False).fit(X, y)
     assert np.isnan(s.cv_results_["mean_test_score"]).all()
+
+
+def test_every_search_ranks_as_scikit_learn_does():
+    # One ranking for population, ensemble and TPE: scikit-learn's own, checked on its own search
+    # with a tie (a repeated alpha) and failures (a negative alpha fails; error_score NaN).
+    import warnings
+
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+
+    from glassnet.search.ranking import rank_scores
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    grid = {"alpha": [10.0, -1.0, 1.0, 1.0, 100.0, -2.0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns about the failed fits
+        search = GridSearchCV(Ridge(), grid, cv=3, error_score=np.nan).fit(x, y)
+    means = search.cv_results_["mean_test_score"]
+    assert np.isnan(means).sum() == 2 and means[2] == means[3]
+    np.testing.assert_array_equal(rank_scores(means), search.cv_results_["rank_test_score"])
+    assert np.argmin(rank_scores(means)) == search.best_index_
+    np.testing.assert_array_equal(rank_scores(np.full(3, np.nan)), [1, 1, 1])

@@ -102,7 +102,7 @@ def test_grid_search_and_fewer_rows_than_folds(tmp_path, fast_cfg):
         replace(fast_cfg, search="grid", epoch_choices=(5, 10)), out=tmp_path / "g"
     )
     assert res.metrics.n_candidates == 3 * 2 * 2 * 2
-    with pytest.raises(UserError, match="fewer than --cv 40 folds"):
+    with pytest.raises(UserError, match="fewer than cv 40 folds"):
         run_regression(replace(fast_cfg, cv=40), out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

@@ -1,5 +1,8 @@
 """The exceptions the CLI reports politely: a mistake in the user's input, an interruption."""
 
+import re
+from collections.abc import Callable
+
 __all__ = [
     "UserError",
     "DivergedError",
@@ -10,8 +13,23 @@ __all__ = [
 ]
 
 
+_PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
 class UserError(Exception):
-    """Bad input from the user (a file, an option); the message names it and what was expected."""
+    """Bad input from the user (a file, a parameter); the message names it and what was expected.
+
+    A parameter is written in backquotes (```lr` must be > 0``): the library's message names it
+    as the library does (``lr must be > 0``); the CLI words it as its flag (``--lr must be > 0``)
+    through :meth:`worded`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_PARAMETER.sub(r"\1", message))
+        self.template = message
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with each parameter renamed by ``name`` (``"lr"`` -> ``"--lr"``)."""
+        return _PARAMETER.sub(lambda m: name(m.group(1)), self.template)
 
 
 class DivergedError(RuntimeError):

@@ -104,7 +104,7 @@ def export_run(
     """Write the run's model to ``output`` (default: ``RUN_DIR/model.onnx`` or ``model.pt``),
     check it against glassnet's predictions, and only then put it in place."""
     if format not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {format}")
+        raise UserError(f"`format` must be one of {', '.join(FORMATS)}, got {format}")
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"RUN_DIR {run_dir}: not a folder")
@@ -141,7 +141,7 @@ def _onnx(model: nn.Module, example: torch.Tensor, names, meta: dict, path: Path
     try:
         import onnxscript  # noqa: F401 - torch's ONNX exporter needs it; told here if missing
     except ImportError:
-        raise UserError("--format onnx needs the export extra: pip install 'glassnet[export]' "
+        raise UserError("`format` onnx needs the export extra: pip install 'glassnet[export]' "
                         "(make setup installs it)") from None  # fmt: skip
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(

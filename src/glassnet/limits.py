@@ -37,16 +37,16 @@ def net_checks(hidden: Sequence[int], n_in: int, n_out: int, copies: int = 1
                ) -> list[tuple[bool, str]]:  # fmt: skip
     """``--hidden``: positive widths, and a net (times ``copies`` trained at once) that fits."""
     ok = len(hidden) >= 1 and all(isinstance(h, int) and h >= 1 for h in hidden)
-    checks = [(ok, f"--hidden must be one or more positive widths, got {tuple(hidden)}")]
+    checks = [(ok, f"`hidden` must be one or more positive widths, got {tuple(hidden)}")]
     if ok:
         n = mlp_parameters(n_in, hidden, n_out) * copies
         checks.append((
             n <= MAX_PARAMETERS,
-            f"--hidden {' '.join(map(str, hidden))}: {n:,} parameters to train at once "
+            f"`hidden` {' '.join(map(str, hidden))}: {n:,} parameters to train at once "
             f"(~{n * 20 / 2**30:.1f} GiB); the limit is {MAX_PARAMETERS:,}",
         ))  # fmt: skip
     return checks
 
 
 def seed_check(seed: int) -> tuple[bool, str]:
-    return (0 <= seed <= MAX_SEED, f"--seed must be in [0, {MAX_SEED}], got {seed}")
+    return (0 <= seed <= MAX_SEED, f"`seed` must be in [0, {MAX_SEED}], got {seed}")

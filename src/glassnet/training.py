@@ -38,9 +38,9 @@ PRECISIONS = ("float32", "bfloat16")
 def check_device(device: str) -> None:
     """Raise UserError unless ``device`` is auto, cpu or an available CUDA device."""
     if not (device in ("auto", "cpu") or device.startswith("cuda")):
-        raise UserError(f"--device must be auto, cpu or cuda, got {device}")
+        raise UserError(f"`device` must be auto, cpu or cuda, got {device}")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available")
+        raise UserError("`device` cuda: no CUDA GPU is available")
 
 
 def check_precision(precision: str, device: str = "auto") -> None:
@@ -49,7 +49,7 @@ def check_precision(precision: str, device: str = "auto") -> None:
     bfloat16 on a CPU without bfloat16 instructions would be emulated, slower than float32.
     """
     if precision not in PRECISIONS:
-        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision}")
+        raise UserError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision}")
     if precision == "float32":
         return
     device = choose_device(device)
@@ -62,8 +62,8 @@ def check_precision(precision: str, device: str = "auto") -> None:
             native = False
     if not native:
         raise UserError(
-            f"--precision bfloat16: this {device} has no native bfloat16 "
-            "arithmetic (needs AVX512-BF16/AMX or a recent GPU); use --precision float32"
+            f"`precision` bfloat16: this {device} has no native bfloat16 "
+            "arithmetic (needs AVX512-BF16/AMX or a recent GPU); use `precision` float32"
         )
 
 

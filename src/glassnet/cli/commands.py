@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from glassnet.cli.parser import build_parser
+from glassnet.cli.parser import build_parser, flag
 from glassnet.cli.summary import classify_summary, regression_summary, reproduce_summary
 from glassnet.errors import DivergedError, NoModelError, TrainingInterrupted, UserError
 
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except UserError as e:
-        print(f"glassnet: error: {e}", file=sys.stderr)
+        print(f"glassnet: error: {e.worded(flag)}", file=sys.stderr)
         return 2
     except (NoModelError, DivergedError) as e:  # the settings trained nothing usable
         what = f"training diverged ({e})" if isinstance(e, DivergedError) else str(e)

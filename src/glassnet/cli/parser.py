@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
-__all__ = ["build_parser"]
+__all__ = ["build_parser", "flag"]
 
 
 def _int(s: str) -> int:
@@ -20,6 +20,11 @@ def _float(s: str) -> float:
         return float(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+
+
+def flag(parameter: str) -> str:
+    """The option that sets a library parameter: ``batch_size`` -> ``--batch-size``."""
+    return "--" + parameter.replace("_", "-")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -124,7 +124,7 @@ def _complete(folder: Path) -> bool:
 
 
 def load_idx_folder(
-    folder: str | Path, classes: Sequence[str] | None = None, how: str = "--data-dir"
+    folder: str | Path, classes: Sequence[str] | None = None, how: str = "`data_dir`"
 ) -> ImageData:
     """Read the four IDX files of a folder (directly or under ``mnist/``) and validate them."""
     folder = Path(folder)
@@ -231,7 +231,8 @@ def embedded_sample(seed: int = 0) -> ImageData:
         kind="embedded-sample",
         notes=[
             "No data folder or download cache was found, so a 5,000-image MNIST sample was "
-            "used; see `glassnet data download mnist` or --data-dir for the full set."
+            "used; see `glassnet data download mnist` or a data folder (--data-dir) for the "
+            "full set."
         ],
     )
 

@@ -16,7 +16,7 @@ ENV_VAR = "GLASSNET_DATA"
 def data_dir_from(data_dir: str | Path | None) -> tuple[Path | None, str]:
     """Return (folder, how it was named): the explicit option wins over the environment."""
     if data_dir is not None:
-        return Path(data_dir), "--data-dir"
+        return Path(data_dir), "`data_dir`"
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env), ENV_VAR
@@ -30,10 +30,10 @@ def load_regression(
 ) -> RegressionData:
     """Load regression data from ``--train/--test``, a data folder, or the embedded generator."""
     if (train is None) != (test is None):
-        raise UserError("--train and --test must be given together")
+        raise UserError("`train` and `test` must be given together")
     if train is not None:
-        x_tr, y_tr = read_xy_csv(train, "--train")
-        x_te, y_te = read_xy_csv(test, "--test")
+        x_tr, y_tr = read_xy_csv(train, "`train`")
+        x_te, y_te = read_xy_csv(test, "`test`")
         return RegressionData(x_tr, y_tr, x_te, y_te, source=f"{train} + {test}")
     folder, how = data_dir_from(data_dir)
     if folder is not None:

@@ -152,48 +152,48 @@ class RegressionConfig:
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""
         checks = [
-            (self.search in SEARCHES, f"--search must be one of {', '.join(SEARCHES)}"),
-            (self.folds in FOLDS, f"--folds must be one of {', '.join(FOLDS)}"),
-            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (0.0 <= self.momentum < 1.0, f"--momentum must be in [0, 1), got {self.momentum}"),
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.max_epochs >= 1, f"--max-epochs must be >= 1, got {self.max_epochs}"),
-            (self.patience >= 1, f"--patience must be >= 1, got {self.patience}"),
-            (self.members >= 1, f"--members must be >= 1, got {self.members}"),
+            (self.search in SEARCHES, f"`search` must be one of {', '.join(SEARCHES)}"),
+            (self.folds in FOLDS, f"`folds` must be one of {', '.join(FOLDS)}"),
+            (math.isfinite(self.lr) and self.lr > 0, f"`lr` must be > 0, got {self.lr}"),
+            (0.0 <= self.momentum < 1.0, f"`momentum` must be in [0, 1), got {self.momentum}"),
+            (self.epochs >= 1, f"`epochs` must be >= 1, got {self.epochs}"),
+            (self.max_epochs >= 1, f"`max_epochs` must be >= 1, got {self.max_epochs}"),
+            (self.patience >= 1, f"`patience` must be >= 1, got {self.patience}"),
+            (self.members >= 1, f"`members` must be >= 1, got {self.members}"),
             (
                 math.isfinite(self.adam_lr) and self.adam_lr > 0,
-                f"--adam-lr must be > 0, got {self.adam_lr}",
+                f"`adam_lr` must be > 0, got {self.adam_lr}",
             ),
             (
                 math.isfinite(self.penalty) and self.penalty >= 0,
-                f"--penalty must be >= 0, got {self.penalty}",
+                f"`penalty` must be >= 0, got {self.penalty}",
             ),
             (
                 self.ensemble_epochs >= 1,
-                f"--ensemble-epochs must be >= 1, got {self.ensemble_epochs}",
+                f"`ensemble_epochs` must be >= 1, got {self.ensemble_epochs}",
             ),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
-            (self.cv >= 2, f"--cv must be >= 2, got {self.cv}"),
+            (self.weight_decay >= 0, f"`weight_decay` must be >= 0, got {self.weight_decay}"),
+            (self.cv >= 2, f"`cv` must be >= 2, got {self.cv}"),
             (
                 len(self.epoch_choices) >= 1 and all(e >= 1 for e in self.epoch_choices),
-                f"--epoch-choices must be positive integers, got {self.epoch_choices}",
+                f"`epoch_choices` must be positive integers, got {self.epoch_choices}",
             ),
-            (self.n_iter is None or self.n_iter >= 1, f"--n-iter must be >= 1, got {self.n_iter}"),
-            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-            (self.n_jobs >= 1, f"--n-jobs must be >= 1, got {self.n_jobs}"),
-            (self.n_trials >= 0, f"--n-trials must be >= 0, got {self.n_trials}"),
-            (self.trial_batch >= 1, f"--trial-batch must be >= 1, got {self.trial_batch}"),
-            (self.pruner in PRUNERS, f"--pruner must be one of {', '.join(PRUNERS)}"),
+            (self.n_iter is None or self.n_iter >= 1, f"`n_iter` must be >= 1, got {self.n_iter}"),
+            (self.batch_size >= 1, f"`batch_size` must be >= 1, got {self.batch_size}"),
+            (self.n_jobs >= 1, f"`n_jobs` must be >= 1, got {self.n_jobs}"),
+            (self.n_trials >= 0, f"`n_trials` must be >= 0, got {self.n_trials}"),
+            (self.trial_batch >= 1, f"`trial_batch` must be >= 1, got {self.trial_batch}"),
+            (self.pruner in PRUNERS, f"`pruner` must be one of {', '.join(PRUNERS)}"),
             (
                 self.n_jobs == 1 or "n_jobs" in SEARCHES.get(self.search, SEARCHES["none"]).fields,
-                f"--n-jobs {self.n_jobs}: only --search random and grid run fits in parallel "
-                f"(--search {self.search} trains all its members as one computation)",
+                f"`n_jobs` {self.n_jobs}: only `search` random and grid run fits in parallel "
+                f"(`search` {self.search} trains all its members as one computation)",
             ),
             *net_checks(tuple(self.hidden), 1, 1, copies=self.members_at_once()),
             seed_check(self.seed),
             (
                 self.activation in ACTIVATIONS,
-                f"--activation must be one of {', '.join(ACTIVATIONS)}",
+                f"`activation` must be one of {', '.join(ACTIVATIONS)}",
             ),
         ]
         require(checks)

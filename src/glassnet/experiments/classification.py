@@ -141,7 +141,7 @@ def _fit(cfg: ClassificationConfig, n_classes: int, train, valid, progress: Prog
             net.fit(*train)
         return net, {"lr": cfg.lr, "dropout": cfg.dropout, "epochs": cfg.epochs}, []
     except DivergedError as e:
-        raise UserError(f"training diverged ({e}); lower --lr") from None
+        raise UserError(f"training diverged ({e}); lower `lr`") from None
     finally:
         progress.close()
 

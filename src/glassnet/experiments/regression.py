@@ -71,7 +71,7 @@ def run_regression(
         try:
             fit = RUNNERS[cfg.search](cfg, data, progress, run, resume)
         except NotBatchableError as e:
-            raise UserError(f"--search {cfg.search}: {e}; use --search random") from None
+            raise UserError(f"`search` {cfg.search}: {e}; use `search` random") from None
         finally:
             progress.close()
         metrics = _evaluate_and_draw(cfg, data, fit, run)
@@ -92,7 +92,7 @@ def _check_size(cfg: RegressionConfig, data: RegressionData) -> None:
     if "cv" in SEARCHES[cfg.search].fields and len(data.x_train) < cfg.cv:
         raise UserError(
             f"training data ({data.source}) has {len(data.x_train)} rows, "
-            f"fewer than --cv {cfg.cv} folds"
+            f"fewer than `cv` {cfg.cv} folds"
         )
 
 

@@ -203,10 +203,10 @@ class RunWriter:
             str(self.final.resolve()).encode("utf-8")
         except UnicodeEncodeError:
             raise UserError(
-                f"--out {ascii(str(self.final))}: the path is not valid UTF-8; choose a name "
+                f"`out` {ascii(str(self.final))}: the path is not valid UTF-8; choose a name "
                 "whose bytes are text"
             ) from None
-        where = f"--out {self.final}"
+        where = f"`out` {self.final}"
         # Never write through a symbolic link: a link at --out, or one planted where the
         # partial folder goes, would send the run (and a resume) somewhere else.
         for p, what in ((self.final, where), (self.path, f"{where}: {self.path}")):

@@ -37,6 +37,7 @@ from glassnet.search.adapter import NotBatchableError
 from glassnet.search.deep_ensemble import EnsemblePredictions
 from glassnet.search.engine import Population
 from glassnet.search.loop import MemberData, Policy, rows_by_group, train
+from glassnet.search.ranking import rank_scores
 
 __all__ = ["EnsembleSearchCV"]
 
@@ -181,11 +182,8 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
         mse = np.where(st.failed, np.nan, st.best * var)
         if np.isnan(mse).all():
             raise NoModelError("every candidate diverged (NaN/inf loss); lower the learning rates")
-        n_cand = len(self.candidates_)
-        filled = np.where(np.isnan(mse), np.inf, mse)
-        order = np.argsort(filled, kind="stable")
-        rank = np.empty(n_cand, dtype=int)
-        rank[order] = np.arange(1, n_cand + 1)
+        rank = rank_scores(-mse)
+        order = np.argsort(rank, kind="stable")  # best first; ties in candidate order
         self.cv_results_ = {
             "params": self.candidates_,
             "mean_test_score": -mse,
@@ -207,7 +205,7 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
             "valid_mse": [v * var for _, v in st.curve_valid[self.best_index_]],
         }
         members = []
-        chosen = [int(c) for c in order[: self.top_k] if np.isfinite(filled[c])]
+        chosen = [int(c) for c in order[: self.top_k] if np.isfinite(mse[c])]
         for c in chosen:  # the best candidate's fold models first
             snap = st.snap[c]  # per layer: (W (fold, out, in), b (fold, 1, out))
             n_in, n_out = snap[0][0].shape[2], snap[-1][0].shape[1]

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
@@ -21,6 +20,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.loop import TrainedMembers, train_population
+from glassnet.search.ranking import rank_scores
 
 __all__ = ["PopulationSearchCV"]
 
@@ -177,10 +177,5 @@ class PopulationSearchCV(BaseEstimator):
         means = scores.mean(1)
         res["mean_test_score"] = means
         res["std_test_score"] = scores.std(1)
-        if np.isnan(means).all():
-            rank = np.ones(n_cand, dtype=np.int32)
-        else:
-            filled = np.where(np.isnan(means), np.nanmin(means) - 1, means)
-            rank = rankdata(-filled, method="min").astype(np.int32)
-        res["rank_test_score"] = rank
+        res["rank_test_score"] = rank_scores(means)
         return res

@@ -57,7 +57,7 @@ def storage_from_url(url: str, heartbeat: int = HEARTBEAT_S, grace: int = GRACE_
     if "://" not in url:
         if Path(url).suffix in JOURNAL_SUFFIXES:
             return _journal(url)
-        raise UserError(f"--storage {mask_url(url)}: not a database URL or journal file (e.g. "
+        raise UserError(f"`storage` {mask_url(url)}: not a database URL or journal file (e.g. "
                         "sqlite:///study.db, postgresql://user@host/db, study.log)")  # fmt: skip
     if url.startswith(("postgresql://", "postgres://")):
         # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; glassnet ships psycopg2
@@ -77,7 +77,7 @@ def storage_from_url(url: str, heartbeat: int = HEARTBEAT_S, grace: int = GRACE_
             # finds them made once it tries again. Anything else is the URL's fault.
             racing = any(w in str(e) for w in ("UNIQUE constraint", "already exists", "locked"))
             if not racing or attempt == 5:
-                raise UserError(f"--storage {mask_url(url)}: cannot open ({reason(e)})") from None
+                raise UserError(f"`storage` {mask_url(url)}: cannot open ({reason(e)})") from None
             time.sleep(0.2 * (attempt + 1))
 
 
@@ -87,13 +87,13 @@ def _journal(path: str) -> Any:
 
     file = Path(path)
     if file.is_symlink() or (file.exists() and not file.is_file()):
-        raise UserError(f"--storage {path}: not a plain file (a journal file is written in place)")
+        raise UserError(f"`storage` {path}: not a plain file (a journal file is written in place)")
     if not file.parent.is_dir():
-        raise UserError(f"--storage {path}: folder {file.parent} does not exist")
+        raise UserError(f"`storage` {path}: folder {file.parent} does not exist")
     try:
         return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
     except Exception as e:  # noqa: BLE001 - a journal that is not Optuna's, or unreadable
-        raise UserError(f"--storage {path}: cannot open the journal ({reason(e)})") from None
+        raise UserError(f"`storage` {path}: cannot open the journal ({reason(e)})") from None
 
 
 def load_study(url: str, name: str | None) -> Any:

@@ -57,7 +57,7 @@ def make_pruner(name: str, min_resource: int, max_resource: int, startup: int) -
         return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=min_resource)
     if name == "none":
         return optuna.pruners.NopPruner()
-    raise UserError(f"--pruner must be one of {', '.join(PRUNERS)}, got {name}")
+    raise UserError(f"`pruner` must be one of {', '.join(PRUNERS)}, got {name}")
 
 
 def optuna_space(space: dict[str, tuple]) -> dict[str, Any]:
@@ -98,8 +98,8 @@ def open_study(
         names = optuna.study.get_all_study_names(rdb) if rdb is not None else []
         if study_name not in names:
             where = mask_url(storage) if storage else "memory"
-            raise UserError(f"--study-name {study_name}: no such study in {where} to refit "
-                            "(--n-trials 0 refits an existing study's best trial)")  # fmt: skip
+            raise UserError(f"`study_name` {study_name}: no such study in {where} to refit "
+                            "(`n_trials` 0 refits an existing study's best trial)")  # fmt: skip
     try:
         study = optuna.create_study(
             storage=rdb,
@@ -111,12 +111,12 @@ def open_study(
         )
     except Exception as e:  # noqa: BLE001 - database drivers raise many types
         raise UserError(
-            f"--storage {mask_url(storage)}: cannot open the study ({reason(e)})"
+            f"`storage` {mask_url(storage)}: cannot open the study ({reason(e)})"
         ) from None
     signature = json.dumps({k: list(v) for k, v in sorted(space.items())})
     if study.direction.name.lower() != direction:
         raise UserError(
-            f"--study-name {study.study_name}: exists in {mask_url(storage)} and is "
+            f"`study_name` {study.study_name}: exists in {mask_url(storage)} and is "
             f"{study.direction.name.lower()}d, not {direction}d; choose another name"
         )
     saved = study.user_attrs.get("glassnet_space")
@@ -124,7 +124,7 @@ def open_study(
         study.set_user_attr("glassnet_space", signature)
     elif saved != signature:
         raise UserError(
-            f"--study-name {study.study_name}: exists in {mask_url(storage)} with another search "
+            f"`study_name` {study.study_name}: exists in {mask_url(storage)} with another search "
             f"space ({saved}); choose another name"
         )
     return study

@@ -32,6 +32,7 @@ from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.engine import Population
 from glassnet.search.loop import MemberData, Policy, rows_by_group, train
+from glassnet.search.ranking import rank_scores
 from glassnet.search.storage import ask, fail_stale, heartbeats, storage_faults
 from glassnet.search.studies import RUN_TAG, make_pruner, open_study, optuna_space
 
@@ -212,16 +213,13 @@ class TPESearchCV(BaseEstimator):
         mse = np.array([trial_mse(t) for t in done])
         mse[~np.isfinite(mse)] = np.nan  # diverged: NaN, as the other searches score failures
         folds = [t.user_attrs.get("fold_mse") or [np.nan] for t in done]
-        order = np.argsort(np.where(np.isnan(mse), np.inf, mse), kind="stable")
-        rank = np.empty(len(done), dtype=int)
-        rank[order] = np.arange(1, len(done) + 1)
         self.cv_results_ = {
             "params": [t.params for t in done],
             "trial": np.array([t.number for t in done]),
             "state": np.array([t.state.name.lower() for t in done]),
             "mean_test_score": -mse,
             "std_test_score": np.array([np.std(f) for f in folds]),
-            "rank_test_score": rank,
+            "rank_test_score": rank_scores(-mse),
             "best_epoch": np.array([t.user_attrs.get("best_epoch", 0) for t in done]),
             "epochs_trained": np.array([t.user_attrs.get("epochs_trained", 0) for t in done]),
         }
