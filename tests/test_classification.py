@@ -218,6 +218,7 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--betas", "0.9", "1"], "--betas must be two numbers in [0, 1)"),
         (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
         (["--precision", "float16"], "argument --precision: invalid choice: 'float16'"),
         (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
@@ -273,3 +274,20 @@ def test_classifier_contracts_precision_and_params():
     net = GlassClassifier(MLP, train_split=None, **kw).fit(X, y)
     assert not any("fit" in k and k.startswith("_") for k in net.get_params())
     assert "in_fit_" not in net.get_params() and net.in_fit_ is False
+
+
+def test_betas_reach_adam_and_old_runs_keep_adams_own(tmp_path, bars):
+    from glassnet.estimators import make_classifier
+
+    valid = (np.zeros((4, 1, 28, 28), "float32"), np.arange(4) % 2)
+    for betas in [(0.7, 0.9), None]:  # None: the preset's
+        cfg = ClassificationConfig(model="lenet5", betas=betas)
+        net = make_classifier(cfg, 2, 100, valid).initialize()
+        assert net.optimizer_.param_groups[0]["betas"] == cfg.betas
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), betas=(0.5, 0.6))
+    run_classification(cfg, out=tmp_path / "r")
+    assert ClassificationConfig.from_run(tmp_path / "r").betas == (0.5, 0.6)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    del saved["betas"]  # as a run folder from before betas were a setting
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    assert ClassificationConfig.from_run(tmp_path / "r").betas == (0.9, 0.999)

@@ -119,7 +119,9 @@ def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars):
 def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_path, bars):
     lenet = ClassificationConfig(model="lenet5")
     assert lenet.lr == PRESETS["lenet5"]["default"]["lr"]
-    assert lenet.batch_size == COMMON["batch_size"] and lenet.augment == 0
+    assert lenet.batch_size == PRESETS["lenet5"]["default"]["batch_size"] != COMMON["batch_size"]
+    assert ClassificationConfig(model="mlp").batch_size == COMMON["batch_size"]  # not in its preset
+    assert lenet.augment == COMMON["augment"] == 0
     best = ClassificationConfig(model="lenet5", preset="best", epochs=2)
     assert best.epochs == 2  # given: wins over the preset
     assert best.rotate == PRESETS["lenet5"]["best"]["rotate"] > 0

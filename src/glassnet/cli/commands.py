@@ -179,6 +179,7 @@ def _classify(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         average=args.average,
         batch_size=args.batch_size,
+        betas=tuple(args.betas) if args.betas else None,
         precision=args.precision,
         val_fraction=args.val_fraction,
         search=args.search,
