@@ -265,7 +265,34 @@ def engine_ab() -> str:
     return "\n".join(out)
 
 
+def _lenet(name: str) -> str:
+    """An ablation of LeNet-5's presets: each arm's seeds, their median, minutes per run."""
+    res = _load(name)
+    test = res["role"] == "report"
+    score = "test" if test else "validation"
+    out = [_written(res) + f", `{res['command']}`; " + (
+        "seeds 0, 1, 2, the test set scored once per run." if test else
+        "tuning seeds 100, 101, 102: validation accuracy only (test not recorded)."),
+        "", f"| arm | {score} accuracy by seed | median | target | minutes per run |",
+        "|---|---|---|---|---|"]  # fmt: skip
+    for arm in res["arms"]:
+        key = "test_accuracy" if test else "val_accuracy"
+        by_seed = ", ".join(f"{r[key]:.2%}" for r in res["rows"] if r["arm"] == arm["arm"])
+        med = arm["median_test_accuracy" if test else "median_val_accuracy"]
+        target = "-" if arm["target"] is None or not test else (
+            f">= {arm['target']:.1%}" + (" (met)" if arm["met"] else " (**not met**)"))
+        out.append(f"| {arm['arm']} | {by_seed} | **{med:.2%}** | {target} | "
+                   f"{arm['median_minutes']:.2f} |")  # fmt: skip
+    out += ["", "Commands (each after `glassnet classify --model lenet5 --data-dir "
+            "../shared/datasets`, with `--seed S`):", ""]
+    head = "glassnet classify --model lenet5"
+    out += [f"- {a['arm']}: `{a['command'].removeprefix(head).strip()}`" for a in res["arms"]]
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "lenet_presets": lambda: _lenet("lenet_presets"),
+    "lenet_presets_tune": lambda: _lenet("lenet_presets_tune"),
     "engine_ab": engine_ab,
     "time_to_accuracy": time_to_accuracy,
     "regression_search": regression_search,
