@@ -129,3 +129,19 @@ def test_engine_ab_smoke(tmp_path):
     assert res["same_scores"]  # the same engine finds the same scores, to the digit
     for r in res["rows"]:
         assert r["rate"] == pytest.approx(r["member_epochs"] / r["seconds"])
+
+
+def test_lenet_presets_smoke(tmp_path):
+    """An ablation arm run as a user runs it, summarised per arm over its seeds."""
+    from tests.test_data_images import make_idx_folder
+
+    data = make_idx_folder(tmp_path / "bars", n_train=200, n_test=40, n_classes=4)
+    out = tmp_path / "l.json"
+    _run("lenet_presets.py", "--smoke", "--data-dir", str(data), "--json", str(out))
+    res = json.loads(out.read_text())
+    (row,) = res["rows"]
+    assert row["command"] == "glassnet classify --model lenet5 --epochs 1 --max-train 200"
+    assert row["seed"] == 0 and 0.25 < row["test_accuracy"] <= 1.0  # 4 classes: chance 0.25
+    (arm,) = res["arms"]
+    assert arm["median_test_accuracy"] == row["test_accuracy"] and arm["seeds"] == [0]
+    assert arm["median_minutes"] == pytest.approx(row["wall_seconds"] / 60)
