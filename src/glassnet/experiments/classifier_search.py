@@ -138,10 +138,10 @@ def _tpe_trials(cfg, n_classes, train, valid, progress, run, resumed, study, spa
                 trial.set_user_attr(RUN_TAG, run.run_id)
                 net.fit(*train)
         except optuna.TrialPruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            study.tell(trial, state=TrialState.PRUNED)
             pruned += 1
         except DivergedError:  # told as failed, and the search goes on
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL)
         else:
             best = float(best_of(net).best_key_[0])
             study.tell(trial, best)

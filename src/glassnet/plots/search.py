@@ -45,7 +45,6 @@ def search_figures(
     differ, are left out.
     """
     import matplotlib.pyplot as plt
-    from optuna.trial import TrialState
 
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not complete:

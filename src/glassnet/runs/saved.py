@@ -6,7 +6,7 @@ below ``runs.load`` (which rebuilds models): it imports neither, so nothing impo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -34,13 +34,18 @@ def run_config(run_dir: str | Path, kind: str | None = None) -> dict[str, Any]:
     return cfg
 
 
-def settings_from_run(run_dir: str | Path, cls: type[C], kind: str) -> C:
+def settings_from_run(
+    run_dir: str | Path, cls: type[C], kind: str, before: Mapping[str, Any] | None = None
+) -> C:
     """The configuration (dataclass ``cls``, a run of ``kind``) a run was made with: every
     setting that applied, read from its config.json; the extra facts recorded there (classes,
-    input scaling, versions) are left out. Running it again repeats the run."""
+    input scaling, versions) are left out. Running it again repeats the run. ``before``: the
+    values of settings added since, for a config.json written without them (what such a run
+    trained with; a setting missing otherwise takes its default)."""
     saved = run_config(run_dir)
     if saved["kind"] != kind:
         raise UserError(f"{run_dir}: not a run of a {cls.__name__}")
+    saved = {**(before or {}), **saved}
     kwargs = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name in saved:
