@@ -157,6 +157,12 @@ class NetSpec:
         g.manual_seed((self.seed + 1) if self.seed is not None else 0)
         return g
 
+    def dropout_generator(self) -> torch.Generator:
+        """Generator of the batched members' dropout masks, on the members' device."""
+        g = torch.Generator(device=self.device)
+        g.manual_seed(self.seed or 0)
+        return g
+
 
 def train_members(
     estimator: Any,

@@ -36,7 +36,7 @@ from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
 from glassnet.search.deep_ensemble import EnsemblePredictions
 from glassnet.search.engine import Population
-from glassnet.search.loop import MemberData, Policy, rows_by_group, train
+from glassnet.search.loop import MemberData, Policy, fold_rows, members_of, rows_by_group, train
 from glassnet.search.ranking import rank_scores
 
 __all__ = ["EnsembleSearchCV"]
@@ -160,11 +160,10 @@ class EnsembleSearchCV(EnsemblePredictions, BaseEstimator):
                          self.layer_lr, self.optimizer)  # fmt: skip
         gen = torch.Generator()
         gen.manual_seed(self.random_state + 1)
+        train_rows, valid_rows = fold_rows(folds, members)
         data = MemberData(
-            torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev),
-            [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members],
-            self.batch_size, True, gen, None,
-            valid_rows=[torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members],
+            torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev), train_rows,
+            self.batch_size, True, gen, None, valid_rows=valid_rows,
             input_factor=torch.tensor([s["input_scale"] for s in settings],
                                       device=dev)[:, None, None],
         )  # fmt: skip
@@ -261,11 +260,8 @@ class _BestEpoch(Policy):
         self.st = _Candidates.start(n_cand, n_folds)
         self._losses: list[float] = []
 
-    def reads(self, epoch: int) -> bool:
-        return epoch % self.check_every == 0 or epoch == self.max_epochs
-
     def _leave(self, pop: Population, candidates: set[int]) -> set[int]:
-        return {m for m in pop.ids if m // self.n_folds in candidates}
+        return members_of(pop, self.n_folds, candidates)
 
     def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
         self._losses, failed = losses, set()

@@ -38,6 +38,8 @@ __all__ = [
     "Policy",
     "TrainedMembers",
     "epoch_batches",
+    "fold_rows",
+    "members_of",
     "rows_by_group",
     "train",
     "train_population",
@@ -48,10 +50,14 @@ class Policy:
     """What a search decides while its members train. Override the hooks it needs."""
 
     max_epochs: int | None = None  # the loop stops after this epoch (None: when all have left)
+    check_every: int | None = None  # read validation losses every this many epochs (None: never)
 
     def reads(self, epoch: int) -> bool:
-        """Whether to read every member's validation loss after ``epoch``."""
-        return False
+        """Whether to read every member's validation loss after ``epoch``: every
+        ``check_every`` epochs, and at ``max_epochs``."""
+        if self.check_every is None:
+            return False
+        return epoch % self.check_every == 0 or epoch == self.max_epochs
 
     def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
         """``losses[r]``: the mean training loss of the member at row r (id ``pop.ids[r]``).
@@ -132,6 +138,20 @@ def rows_by_group(pop: Population, group_size: int) -> dict[int, list[int]]:
     for r, m in enumerate(pop.ids):
         out.setdefault(m // group_size, []).append(r)
     return out
+
+
+def members_of(pop: Population, group_size: int, groups: set[int]) -> set[int]:
+    """The ids of the remaining members of ``groups`` (member id // group_size)."""
+    return {m for m in pop.ids if m // group_size in groups}
+
+
+def fold_rows(folds: Sequence, members: Sequence[tuple[int, int]]) -> tuple[list, list]:
+    """The training and validation rows of each (group, fold k) member: fold k's, of
+    ``folds`` as a scikit-learn splitter yields them (train, validation)."""
+    train_rows, valid_rows = (
+        [torch.as_tensor(folds[k][part], dtype=torch.long) for _, k in members] for part in (0, 1)
+    )
+    return train_rows, valid_rows
 
 
 def train(
@@ -251,12 +271,10 @@ def train_population(
     ``spec`` says what every member shares (``search.adapter.NetSpec``): the initial weights,
     the batch order and dropout of the skorch net it stands for."""
     dev = spec.device
-    dropout_gen = torch.Generator(device=dev)
-    dropout_gen.manual_seed(spec.seed or 0)
     data = MemberData(torch.from_numpy(X).to(dev), torch.from_numpy(y.reshape(len(y), -1)).to(dev),
                       [torch.as_tensor(t, dtype=torch.long) for t in train_sets],
                       spec.batch_size, spec.shuffle, spec.shuffle_generator(),
-                      dropout_gen)  # fmt: skip
+                      spec.dropout_generator())  # fmt: skip
     pop = Population(spec.initial_module(), settings, dev, spec.activation)
     policy = FixedEpochs(settings, spec.blank_module, error_score, score_fold, keep_weights,
                          progress)  # fmt: skip

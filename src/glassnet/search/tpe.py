@@ -31,7 +31,7 @@ from glassnet.errors import NoModelError
 from glassnet.progress import Progress
 from glassnet.search.adapter import NetSpec, refit_best
 from glassnet.search.engine import Population
-from glassnet.search.loop import MemberData, Policy, rows_by_group, train
+from glassnet.search.loop import MemberData, Policy, fold_rows, members_of, rows_by_group, train
 from glassnet.search.ranking import rank_scores
 from glassnet.search.storage import ask, fail_stale, heartbeats, storage_faults
 from glassnet.search.studies import RUN_TAG, make_pruner, open_study, optuna_space
@@ -167,14 +167,10 @@ class TPESearchCV(BaseEstimator):
             spec.settings({**trials[c].params, "max_epochs": self.max_epochs}) for c, _ in members
         ]
         pop = Population(spec.initial_module(), settings, dev, spec.activation)
-        dropout_gen = torch.Generator(device=dev)
-        dropout_gen.manual_seed(spec.seed or 0)
-        data = MemberData(
-            torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev),
-            [torch.as_tensor(folds[k][0], dtype=torch.long) for _, k in members],
-            spec.batch_size, spec.shuffle, spec.shuffle_generator(), dropout_gen,
-            valid_rows=[torch.as_tensor(folds[k][1], dtype=torch.long) for _, k in members],
-        )  # fmt: skip
+        train_rows, valid_rows = fold_rows(folds, members)
+        data = MemberData(torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev), train_rows,
+                          spec.batch_size, spec.shuffle, spec.shuffle_generator(),
+                          spec.dropout_generator(), valid_rows=valid_rows)  # fmt: skip
         # progress counts trials (the policy's), not member-epochs
         train(pop, data, _TrialRound(self, trials, K, progress, t0), self.chunk_size)
 
@@ -244,15 +240,12 @@ class _TrialRound(Policy):
     def __init__(self, search: TPESearchCV, trials: list, K: int, progress: Progress,
                  t0: float) -> None:  # fmt: skip
         self.search, self.trials, self.K, self.progress, self.t0 = search, trials, K, progress, t0
-        self.max_epochs = search.max_epochs
+        self.max_epochs, self.check_every = search.max_epochs, search.check_every
         self.best = {c: _Best() for c in range(len(trials))}
         self.ended: dict[int, TrialState] = {}
 
-    def reads(self, epoch: int) -> bool:
-        return epoch % self.search.check_every == 0 or epoch == self.max_epochs
-
     def _leave(self, pop: Population) -> set[int]:
-        return {m for m in pop.ids if m // self.K in self.ended}
+        return members_of(pop, self.K, set(self.ended))
 
     def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
         self.search.member_epochs_ += len(pop.ids)
@@ -268,7 +261,6 @@ class _TrialRound(Policy):
         """Each live trial's mean fold MSE: keep its best epoch; end it at the epoch cap, when
         it diverged, or when the pruner says so. The pruner hears every min_epochs epochs
         (its rungs): each report is a database write, and the best epoch is tracked here."""
-        State = TrialState
         tell_pruner = epoch % self.search.min_epochs == 0
         for c, rows in rows_by_group(pop, self.K).items():
             if c in self.ended:
@@ -281,14 +273,14 @@ class _TrialRound(Policy):
                 self.search._improved(mse, self.t0)
             if epoch >= self.max_epochs:
                 trial.report(best.mse, epoch)
-                self.ended[c] = State.COMPLETE
+                self.ended[c] = TrialState.COMPLETE
             elif not math.isfinite(mse):
                 trial.report(math.inf, epoch)
-                self.ended[c] = State.PRUNED
+                self.ended[c] = TrialState.PRUNED
             elif tell_pruner:
                 trial.report(best.mse, epoch)  # what the trial is worth so far
                 if trial.should_prune():
-                    self.ended[c] = State.PRUNED
+                    self.ended[c] = TrialState.PRUNED
         return self._leave(pop)
 
     def on_epoch_end(self, pop: Population, epoch: int, leaving: set[int]) -> None:
