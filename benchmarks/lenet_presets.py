@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     data = data_dir(a.data_dir)
     arms = SMOKE if a.smoke else ABLATIONS[a.ablation]
     if a.arms:
+        if not all(0 <= i < len(arms) for i in a.arms):
+            p.error(f"--arms: indices 0 to {len(arms) - 1} (the ablation's arms, in order)")
         arms = [arms[i] for i in a.arms]
     seeds = SEEDS[a.role][:1] if a.smoke else SEEDS[a.role]
     rows = []
