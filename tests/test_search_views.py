@@ -4,6 +4,7 @@ pruned and failed trials shown as such; the report shows the four views."""
 import base64
 import io
 import json
+import math
 import re
 
 import matplotlib
@@ -86,6 +87,28 @@ def test_four_views_drawn_and_the_notebook_left_as_it_was():
     slices = out["search_slice.png"][1].axes
     lr_axis = next(a for a in slices if a.get_xlabel() == "lr")
     assert lr_axis.get_xscale() == "log" and lr_axis.get_xlim()[1] > 5e-2  # pruned lr shown
+
+
+def test_a_trial_that_blew_up_does_not_flatten_the_scale():
+    """A pruned trial at 1e14 is drawn at the ceiling, two decades above the worst complete
+    trial (0.45), in the history and the slices; the colours of complete trials are never
+    white on the grey background."""
+    out, save = _saved()
+    blown = [*RECORDS, TrialRecord({"lr": 4e-2, "momentum": 0.3}, 1e14, "pruned", 5.0, epochs=10)]
+    search_figures(save, as_study(blown, "minimize"), "CV MSE", log_target=True)
+    for ax in out["search_history.png"][1].axes[:2]:
+        high = next(c for c in ax.collections if c.get_label() == "pruned, off the scale")
+        assert high.get_offsets()[:, 1].tolist() == [pytest.approx(45.0)]
+        assert ax.get_ylim()[1] < 1e3
+    lr_axis = next(a for a in out["search_slice.png"][1].axes if a.get_xlabel() == "lr")
+    high = next(c for c in lr_axis.collections if c.get_label() == "pruned, off the scale")
+    assert high.get_offsets()[:, 1].tolist() == [pytest.approx(math.log10(0.45) + 2)]
+    for name in ("search_slice.png", "search_parallel.png"):
+        for ax in out[name][1].axes:
+            for coll in ax.collections:
+                if coll.get_array() is not None and len(coll.get_array()):
+                    colours = coll.get_cmap()(coll.norm(coll.get_array()))
+                    assert colours.reshape(-1, 4)[:, :3].min(axis=1).max() < 0.9  # no white
 
 
 def test_views_that_need_variation_are_left_out():

@@ -87,15 +87,18 @@ def _history(study: Any, name: str, log: bool, side_by_side: bool) -> Any:
     ax.set_title("Best so far, by trial")
     if log:
         ax.set_yscale("log")
-    _marks(ax, _points(study, lambda t: t.number, False))
+    ceiling = _ceiling(study, log, False)
+    _marks(ax, _points(study, lambda t: t.number, False), ceiling)
     right = fig.add_axes((0.56, 0.13, 0.42, 0.74))
-    _by_seconds(right, study, name, side_by_side)
+    _by_seconds(right, study, name, side_by_side, ceiling)
     if log:
         right.set_yscale("log")
     return fig
 
 
-def _by_seconds(ax: Any, study: Any, name: str, side_by_side: bool) -> None:
+def _by_seconds(
+    ax: Any, study: Any, name: str, side_by_side: bool, ceiling: float | None
+) -> None:
     """Best so far against the wall time at which each trial ended."""
     sign = 1 if study.direction.name == "MINIMIZE" else -1
     done = [(t.user_attrs.get(SECONDS), t.value) for t in study.trials
@@ -123,16 +126,25 @@ def _by_seconds(ax: Any, study: Any, name: str, side_by_side: bool) -> None:
     if side_by_side:
         ax.text(0.02, 0.95, "trained side by side: every score arrives when the batch ends",
                 transform=ax.transAxes, va="top", fontsize=9)  # fmt: skip
-    _marks(ax, _points(study, lambda t: t.user_attrs.get(SECONDS), False))
+    _marks(ax, _points(study, lambda t: t.user_attrs.get(SECONDS), False), ceiling)
     ax.legend(loc="upper right", fontsize=8)
 
 
-def _marks(ax: Any, points: list[tuple[Any, TrialState, float | None]]) -> None:
+def _marks(
+    ax: Any, points: list[tuple[Any, TrialState, float | None]], ceiling: float | None = None
+) -> None:
     """(x, state, score) of every trial: pruned ones at the best score they reached, failed
-    ones along the top edge; the x range widened to show them."""
+    ones along the top edge; the x range widened to show them. A pruned score above
+    ``ceiling`` (a trial that blew up before it was stopped) is drawn at the ceiling, so the
+    axis keeps the range where the complete trials lie."""
     pruned = [(x, v) for x, state, v in points if state == TrialState.PRUNED and v is not None]
+    high = [(x, v) for x, v in pruned if ceiling is not None and v > ceiling]
+    pruned = [p for p in pruned if p not in high]
     if pruned:
         ax.scatter(*zip(*pruned), marker="x", s=22, color=PRUNED, label="pruned", zorder=3)
+    if high:
+        ax.scatter([x for x, _ in high], [ceiling] * len(high), marker="^", s=26, color=PRUNED,
+                   clip_on=False, label="pruned, off the scale", zorder=3)  # fmt: skip
     failed = [x for x, state, _ in points if state == TrialState.FAIL]
     if failed:
         top = ax.get_ylim()[1]
@@ -155,6 +167,17 @@ def _marks(ax: Any, points: list[tuple[Any, TrialState, float | None]]) -> None:
         ax.legend(*zip(*handles), loc="best", fontsize=8)
     if ax.get_xscale() == "log":  # decades only: minor labels overprint each other
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _ceiling(study: Any, log_target: bool, log_values: bool) -> float | None:
+    """Where the score axis of a minimised score spread over decades stops: two decades
+    above the worst complete trial (None: no ceiling)."""
+    if not log_target or study.direction.name != "MINIMIZE":
+        return None
+    worst = max(t.value for t in study.trials if t.state == TrialState.COMPLETE)
+    if worst <= 0:
+        return None
+    return math.log10(worst) + 2 if log_values else worst * 100
 
 
 def _points(study: Any, x_of: Callable[[Any], Any], log: bool) -> list[tuple[Any, TrialState, Any]]:
@@ -190,6 +213,7 @@ def _parallel(study: Any, target: Any, shown: str) -> Any:
     _title(ax, f"Complete trials across the settings, coloured by {shown}")
     for axis in ax.figure.axes:  # Optuna's own axes, one per setting: decades only
         axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _no_white(ax.figure)
     return ax.figure
 
 
@@ -202,15 +226,31 @@ def _slice(study: Any, target: Any, shown: str, log: bool) -> Any:
     fig.suptitle(f"{shown} against each setting (complete trials coloured by trial number)")
     from optuna.distributions import CategoricalDistribution
 
+    ceiling = _ceiling(study, log, True)
     for ax in axes:
         name = ax.get_xlabel()
         dist = next(t.distributions[name] for t in study.trials if name in t.distributions)
         if isinstance(dist, CategoricalDistribution):  # Optuna places choices by repr()
-            _marks(ax, _points(study, lambda t, n=name: _choice(t, n), log))
+            _marks(ax, _points(study, lambda t, n=name: _choice(t, n), log), ceiling)
             ax.set_xlim(-0.5, len(dist.choices) - 0.5)
         else:
-            _marks(ax, _points(study, lambda t, n=name: t.params.get(n), log))
+            _marks(ax, _points(study, lambda t, n=name: t.params.get(n), log), ceiling)
+    _no_white(fig)
     return fig
+
+
+def _no_white(fig: Any) -> None:
+    """Optuna colours by "Blues", whose pale end is white: on the grey background the worst
+    trial (parallel coordinates) or the first one (slices) disappears. Start the map at a
+    pale blue instead."""
+    from matplotlib.colors import ListedColormap
+
+    for ax in fig.axes:
+        for coll in ax.collections:
+            name = coll.get_cmap().name if coll.get_array() is not None else ""
+            if name.startswith("Blues"):
+                cmap = ListedColormap(matplotlib.colormaps["Blues"](np.linspace(0.25, 1, 256)))
+                coll.set_cmap(cmap.reversed() if name.endswith("_r") else cmap)
 
 
 def _choice(trial: Any, name: str) -> str | None:
