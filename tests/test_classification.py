@@ -219,6 +219,7 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--batch-size", "0"], "--batch-size must be >= 1"),
         (["--betas", "0.9", "1"], "--betas must be two numbers in [0, 1)"),
+        (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
         (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
         (["--precision", "float16"], "argument --precision: invalid choice: 'float16'"),
         (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
@@ -291,3 +292,26 @@ def test_betas_reach_adam_and_old_runs_keep_adams_own(tmp_path, bars):
     del saved["betas"]  # as a run folder from before betas were a setting
     (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
     assert ClassificationConfig.from_run(tmp_path / "r").betas == (0.9, 0.999)
+
+
+def test_label_smoothing_is_cross_entropy_against_smoothed_targets(tmp_path, bars):
+    """The loss the net trains on equals the hand-written one: (1 - e) of the cross-entropy
+    of the label plus e of the mean cross-entropy over all classes."""
+    from glassnet.estimators import make_classifier
+
+    valid = (np.zeros((4, 1, 28, 28), "float32"), np.arange(4) % 3)
+    cfg = ClassificationConfig(model="lenet5", label_smoothing=0.1)
+    net = make_classifier(cfg, 3, 100, valid).initialize()
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.3, -2.0]])
+    y = torch.tensor([0, 2])
+    logp = torch.log_softmax(logits, dim=1)
+    by_hand = (0.9 * -logp[torch.arange(2), y] + 0.1 * -logp.mean(dim=1)).mean()
+    assert float(net.get_loss(logits, y)) == pytest.approx(float(by_hand), rel=1e-6)
+    assert ClassificationConfig(model="lenet5").label_smoothing == 0.0  # the preset's
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), label_smoothing=0.2)
+    run_classification(cfg, out=tmp_path / "r")
+    assert ClassificationConfig.from_run(tmp_path / "r").label_smoothing == 0.2
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    del saved["label_smoothing"]  # as a run folder from before the setting
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    assert ClassificationConfig.from_run(tmp_path / "r").label_smoothing == 0.0

@@ -180,6 +180,7 @@ def _classify(args: argparse.Namespace) -> int:
         average=args.average,
         batch_size=args.batch_size,
         betas=tuple(args.betas) if args.betas else None,
+        label_smoothing=args.label_smoothing,
         precision=args.precision,
         val_fraction=args.val_fraction,
         search=args.search,

@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--betas", type=_float, nargs=2, metavar=("B1", "B2"), help="Adam's decay rates"
     )
     c.add_argument(
+        "--label-smoothing",
+        type=_float,
+        metavar="F",
+        help="spread this fraction of each target over all classes (preset: 0)",
+    )
+    c.add_argument(
         "--precision",
         default="float32",
         choices=PRECISIONS,
