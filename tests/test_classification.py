@@ -315,3 +315,35 @@ def test_label_smoothing_is_cross_entropy_against_smoothed_targets(tmp_path, bar
     del saved["label_smoothing"]  # as a run folder from before the setting
     (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
     assert ClassificationConfig.from_run(tmp_path / "r").label_smoothing == 0.0
+
+
+def test_training_views_are_what_the_loader_gives(bars):
+    """The report's "what training saw": each view is its stored digit shifted by whole
+    pixels within the run's limit (the loader's own moves), and drawing them leaves the
+    run's random state as it was; a run that does not move its images shows none."""
+    from glassnet.estimators import make_classifier
+    from glassnet.plots.classification_run import training_views
+
+    data = load_idx_folder(bars)
+    valid = (np.zeros((4, 1, 28, 28), "float32"), np.arange(4) % 5)
+    net = make_classifier(ClassificationConfig(model="lenet5", augment=2), 5, 100, valid)
+    state = torch.get_rng_state()
+    pick, seen, moves = training_views(net.initialize(), data)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert moves == "shifted up to 2 px" and seen.shape == (3, 5, 28, 28)
+    assert sorted(data.y_train[pick].tolist()) == list(range(5))
+    background = float(data.x_train[pick].min())
+    padded = np.pad(data.x_train[pick].astype(np.float32), ((0, 0), (2, 2), (2, 2)),
+                    constant_values=background)  # fmt: skip
+    moved = 0
+    for view in seen.reshape(-1, 5, 28, 28):
+        for i, image in enumerate(view):
+            windows = {(dy, dx): padded[i, dy : dy + 28, dx : dx + 28]
+                       for dy in range(5) for dx in range(5)}  # fmt: skip
+            shifts = [s for s, w in windows.items() if np.allclose(w, image, atol=0.05)]
+            assert shifts, "a view that is no shift of its digit"
+            moved += (2, 2) not in shifts
+    assert moved > 0
+    plain = make_classifier(ClassificationConfig(model="mlp"), 5, 100, valid).initialize()
+    _, seen, moves = training_views(plain, data)
+    assert seen.shape == (0, 5, 28, 28) and moves == ""

@@ -57,6 +57,8 @@ def test_report_is_self_contained_and_escaped(runs, tmp_path):
         "Configuration",
     ):
         assert heading in text
+    cnn = text[text.index("MNIST: LeNet-5</h2>"):]  # the picture of what training saw: in Data
+    assert cnn.index("<h3>Data</h3>") < cnn.index("What training saw") < cnn.index("Results</h3>")
     assert not list(tmp_path.glob(".*partial"))
 
 

@@ -9,7 +9,12 @@ from matplotlib.ticker import MaxNLocator
 
 from glassnet.plots.style import literal, styled, subplots
 
-__all__ = ["plot_training_curves", "plot_confusion_matrix", "plot_confused_examples"]
+__all__ = [
+    "plot_training_curves",
+    "plot_confusion_matrix",
+    "plot_confused_examples",
+    "plot_training_batch",
+]
 
 
 @styled
@@ -111,5 +116,37 @@ def plot_confused_examples(
     if not order:
         axes[0, 0].text(0, 0.5, "no misclassified test images", fontsize=10)
     fig.suptitle("Most confused pairs: misclassified test digits")
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_training_batch(
+    stored: np.ndarray,
+    seen: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    moves: str = "",
+):
+    """What training saw: training images as stored (top row, 0-255) and, below, as the
+    training loader gave them in each of ``len(seen)`` draws (``seen``: (draws, n, h, w) in
+    the same units). ``moves`` says how images are moved ("" when they are not)."""
+    draws, n = len(seen), len(stored)
+    fig, axes = subplots(1 + draws, n, figsize=(0.9 * n + 1.2, 1.0 * (1 + draws) + 0.6),
+                         squeeze=False)  # fmt: skip
+    rows = [("as stored", stored), *((f"draw {d + 1}", seen[d]) for d in range(draws))]
+    for r, (name, images) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[c], cmap="gray_r", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(literal(classes[labels[c]]), fontsize=9)
+        axes[r, 0].set_ylabel(name, fontsize=8)
+    if moves:
+        fig.suptitle(f"What training saw: each digit moved afresh at every draw ({moves})",
+                     fontsize=10)  # fmt: skip
+    else:
+        fig.suptitle("What training saw: the digits as stored (no augmentation)", fontsize=10)
     fig.tight_layout()
     return fig, axes

@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from skorch.dataset import Dataset
 
 from glassnet import introspection as insp
+from glassnet.data.batches import AugmentLoader
 from glassnet.data.images import ImageData
 from glassnet.plots.classification import (
     plot_confused_examples,
     plot_confusion_matrix,
+    plot_training_batch,
     plot_training_curves,
 )
 from glassnet.plots.inspect import (
@@ -27,7 +30,7 @@ from glassnet.plots.regression import plot_weight_histograms
 from glassnet.plots.style import literal
 from glassnet.preprocessing import to_inputs
 
-__all__ = ["classification_figures"]
+__all__ = ["classification_figures", "training_views"]
 
 Save = Callable[[str, Any], Any]  # RunWriter.figure: (file name, figure) -> path
 
@@ -37,6 +40,7 @@ def classification_figures(
 ) -> None:
     """Draw every figure of a run with ``save(name, fig)``: the fitted skorch ``net``, the test
     predictions ``pred`` and their confusion matrix ``cm``."""
+    save("training_batch.png", _training_batch(net, data))
     h = net.history
     fig, _ = plot_training_curves(
         {"train": h[:, "train_loss"], "validation": h[:, "valid_loss"]},
@@ -58,6 +62,47 @@ def classification_figures(
         _conv_figures(save, module, data, per_class)
     else:
         _dense_maps(save, module, data, np.concatenate(per_class))
+
+
+def _training_batch(net: Any, data: ImageData) -> Any:
+    pick, seen, moves = training_views(net, data)
+    fig, _ = plot_training_batch(data.x_train[pick], seen, data.y_train[pick], data.classes, moves)
+    return fig
+
+
+def training_views(net: Any, data: ImageData, draws: int = 3) -> tuple[Any, Any, str]:
+    """One training digit per class (up to 10) as the net's own training loader gives it, in
+    ``draws`` draws when the run moves its images (none when it does not): the moves the run
+    trained on, made by the code that made them, seeded, on a forked generator (the run's
+    random state is left as it was). Returns the digits' indices in ``data.x_train``, the
+    views (draws, n, 28, 28) in stored units (0-255), and how images are moved ("": not)."""
+    rng = np.random.default_rng(0)
+    pick = np.array([rng.choice(np.flatnonzero(data.y_train == k))
+                     for k in np.unique(data.y_train)[:10]])  # fmt: skip
+    moved = isinstance(net.iterator_train, type) and issubclass(net.iterator_train, AugmentLoader)
+    params = net.get_params()
+    moves = ", ".join(
+        text.format(value)
+        for key, text in (
+            ("max_shift", "shifted up to {} px"),
+            ("max_rotate", "rotated up to {:g} degrees"),
+            ("max_zoom", "zoomed by up to {:.0%}"),
+        )
+        if moved and (value := params.get(f"iterator_train__{key}", 0))
+    )
+    draws, n = (draws if moved else 0), len(pick)
+    x = _inputs(data, data.x_train[pick]).numpy()  # (n, 1, 28, 28)
+    seen = np.empty((draws * n, *x.shape[1:]), np.float32)  # (draws * n, 1, 28, 28)
+    if draws:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            ids = np.arange(draws * n)  # the labels carry each copy's place back
+            for xb, yb in net.get_iterator(Dataset(np.tile(x, (draws, 1, 1, 1)), ids),
+                                           training=True):  # fmt: skip
+                seen[yb.cpu().numpy()] = xb.detach().float().cpu().numpy()
+    mean, std = data.input_scale()
+    pixels = np.clip((seen[:, 0] * std + mean) * 255, 0, 255)  # back to the stored units
+    return pick, pixels.reshape(draws, n, *x.shape[2:]), moves
 
 
 def _inputs(data: ImageData, images: np.ndarray) -> torch.Tensor:

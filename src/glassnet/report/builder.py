@@ -21,6 +21,7 @@ __all__ = ["build_report", "STUDY", "software_versions"]
 # The study's own numbers, shown beside ours.
 _LOWER_IS_BETTER = {"train_mse", "test_mse", "cv_mse"}
 _FIGURE_ORDER = list(CAPTIONS)
+DATA_FIGURES = ("training_batch.png",)  # shown in the data section, beside the data's table
 
 
 def _e(x: Any) -> str:
@@ -181,6 +182,7 @@ def _section(run: Path, idx: int, study: dict | None) -> tuple[str, str, str]:
     parts.append(
         '<div class="grid"><div><h3>Data</h3>'
         + _table(data_rows)
+        + _data_figure(run)
         + "<h3>Results</h3>"
         + _table(headline)
         + _comparison(key, m, study, same_data=not _other_data(m))
@@ -252,6 +254,14 @@ def _classification_rows(m: ClassificationMetrics) -> tuple[list, list, str, str
     return data_rows, headline, f"test accuracy {m.test_accuracy:.2%}", d.source
 
 
+def _data_figure(run: Path) -> str:
+    """The data section's picture, where the run drew one: what training saw."""
+    found = [run / n for n in DATA_FIGURES if (run / n).is_file()]
+    return "".join(
+        f"<figure>{_img(p)}<figcaption>{_e(CAPTIONS[p.name])}</figcaption></figure>" for p in found
+    )
+
+
 def _tables_and_figures(run: Path, m: RegressionMetrics | ClassificationMetrics) -> list[str]:
     """Search tables, every figure with its caption, timing and software of a run."""
     parts = []
@@ -264,7 +274,8 @@ def _tables_and_figures(run: Path, m: RegressionMetrics | ClassificationMetrics)
         if (run / name).exists() and (run / name).stat().st_size:
             parts.append(f"<h3>{_e(label)}</h3>" + _csv_table(run / name))
     rank = {name: i for i, name in enumerate(_FIGURE_ORDER)}
-    pngs = sorted(run.glob("*.png"), key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    pngs = sorted((p for p in run.glob("*.png") if p.name not in DATA_FIGURES),
+                  key=lambda p: (rank.get(p.name, len(rank)), p.name))  # fmt: skip
     search = [p for p in pngs if p.name.startswith("search_")]
     if search:  # the search's own views, together under their heading, before the model's
         parts.append("<h3>The search</h3>")

@@ -31,6 +31,9 @@ CAPTIONS = {
     "search_slice.png": "The score against each setting alone, one point per complete trial "
     "(darker: later), pruned trials as grey crosses: a valley or a peak marks a setting's good "
     "range, a flat cloud a setting that did not matter.",
+    "training_batch.png": "What training saw: one training digit per class as stored and, "
+    "when the run moves its images, as the training loader gave it in three draws (each "
+    "epoch moves every image afresh; the test images are never moved).",
     "curves.png": "Loss and accuracy per epoch on the training and validation splits; the dashed "
     "line marks the epoch whose weights were kept for the test.",
     "confusion_matrix.png": "Rows are true classes, columns predictions; the off-diagonal cells "
