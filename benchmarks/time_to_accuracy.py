@@ -11,9 +11,10 @@ Arms:
 - tutorial:  the plain loop a PyTorch tutorial writes: TensorDataset + DataLoader(batch 64,
              shuffle), Adam 1e-3 constant, float32, the study's dropout (mlp 0.2, lenet5 0.25).
 - recipe:    the same plain loop (DataLoader, hand-written steps) given glassnet's default
-             recipe: its batch size, peak learning rate, warm-up cosine, dropout, float32,
-             validation of the weights' moving average with glassnet's warm-up decay
-             (``MovingAverage``), and the allocator setting the glassnet command applies.
+             recipe: its batch size, peak learning rate and betas, warm-up cosine, dropout,
+             label smoothing, float32, validation of the weights' moving average with
+             glassnet's warm-up decay (``MovingAverage``), and the allocator setting the
+             glassnet command applies.
              glassnet vs recipe shows the training loop's own contribution; recipe vs
              tutorial shows the recipe's.
 - skorch:    NeuralNetClassifier with skorch's defaults (batch 128, its DataLoader iterators,
@@ -112,6 +113,7 @@ def _plain(model: str, seed: int, folder: str | None, clock: Clock, recipe: bool
     cfg = ClassificationConfig(model=model, seed=seed)  # glassnet's default recipe
     if not recipe:
         cfg.dropout, cfg.batch_size, cfg.lr, cfg.epochs = STUDY_DROPOUT[model], 64, 1e-3, max_epochs
+        cfg.betas, cfg.label_smoothing = (0.9, 0.999), 0.0  # Adam's and PyTorch's own
     module = build_module(cfg, 10)
     train = DataLoader(
         TensorDataset(torch.as_tensor(x_tr), torch.as_tensor(y_tr)),
@@ -121,14 +123,14 @@ def _plain(model: str, seed: int, folder: str | None, clock: Clock, recipe: bool
     valid = DataLoader(
         TensorDataset(torch.as_tensor(x_val), torch.as_tensor(y_val)), batch_size=1000
     )
-    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=cfg.betas)
     sched = None
     scored = module
     if recipe:
         steps = WarmupCosine(cfg.epochs * len(train), cfg.warmup)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, steps)
         scored = AveragedModel(module, multi_avg_fn=MovingAverage(cfg.average)).eval()
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     for _ in range(cfg.epochs):
         module.train()
         for xb, yb in train:
