@@ -292,8 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         "--runs-from",
         nargs="+",
         metavar="JSON",
-        help="train nothing: summarise the runs recorded in these JSON files (each model's runs "
-        "taken from the last file that has them)",
+        help="train nothing: summarise the runs recorded in these JSON files (each model and "
+        "arm's runs taken from the last file that has them)",
     )
     p.add_argument("--smoke", action="store_true",
                    help="every arm for --max-epochs (glassnet too), one seed: seconds on the "
@@ -329,14 +329,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _recorded(files: list[str]) -> list[dict]:
-    """Runs recorded by earlier invocations; for each model, those of the last file having it."""
-    by_model: dict[str, list[dict]] = {}
+    """Runs recorded by earlier invocations; for each (model, arm), those of the last file
+    having it (so an arm measured again replaces only its own runs)."""
+    by_arm: dict[tuple[str, str], list[dict]] = {}
     for f in files:
-        found: dict[str, list[dict]] = {}
+        found: dict[tuple[str, str], list[dict]] = {}
         for r in json.loads(Path(f).read_text())["runs"]:
-            found.setdefault(r["model"], []).append(r)
-        by_model.update(found)
-    return [r for runs in by_model.values() for r in runs]
+            found.setdefault((r["model"], r["arm"]), []).append(r)
+        by_arm.update(found)
+    return [r for runs in by_arm.values() for r in runs]
 
 
 def _measure(a: argparse.Namespace, folder: str | None) -> list[dict]:

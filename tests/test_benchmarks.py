@@ -78,6 +78,15 @@ def test_time_to_accuracy_smoke(tmp_path):
         assert s["speedup"] == pytest.approx(slow / run["glassnet"]["time_to"][th], abs=0.01)
     over_recipe = [s["speedup"] for s in res["speedups"] if s["over"] == "recipe"]
     assert res["speedup_min_vs_recipe"] == min(over_recipe)
+    # an arm measured again replaces its own runs only, when runs are summarised from files
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps({"command": "again", "runs": [{**run["glassnet"],
+                                                              "total_seconds": 99.0}]}))
+    merged = tmp_path / "merged.json"
+    _run("time_to_accuracy.py", "--runs-from", str(out), str(again), "--seeds", "0",
+         "--json", str(merged))  # fmt: skip
+    runs = {r["arm"]: r for r in json.loads(merged.read_text())["runs"]}
+    assert runs["glassnet"]["total_seconds"] == 99.0 and runs["tutorial"] == run["tutorial"]
 
 
 @pytest.mark.slow
