@@ -24,18 +24,21 @@ def _data(n=30, seed=0):
     return x, 2.0 + np.sin(x) + 0.1 * rng.normal(size=n)
 
 
-def test_each_member_is_adam_on_standardised_data_alone():
+@pytest.mark.parametrize("penalties", [(1e-3, 1e-3, 1e-3), (0.0, 1e-2, 0.3)])
+def test_each_member_is_adam_on_standardised_data_alone(penalties):
     # Member k starts from seed random_state * 1000 + k and trains full-batch on the
-    # standardised data: the same as one MLP trained alone by torch.optim.Adam.
+    # standardised data: the same as one MLP trained alone by torch.optim.Adam, with its own
+    # weight decay (one value for all members, or one each).
     x, y = _data()
-    est = DeepEnsembleRegressor(hidden=(16, 8), n_members=3, lr=0.01, weight_decay=1e-3,
+    wd = penalties[0] if len(set(penalties)) == 1 else penalties
+    est = DeepEnsembleRegressor(hidden=(16, 8), n_members=3, lr=0.01, weight_decay=wd,
                                 epochs=40, random_state=2, last_layer="trained").fit(x, y)
     xs = torch.tensor((x - x.mean()) / x.std(), dtype=torch.float32).reshape(-1, 1)
     ys = torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32).reshape(-1, 1)
     for k, member in enumerate(est.ensemble_.members):
         with seeded(2 * 1000 + k):
             net = MLP(1, (16, 8), 1, "tanh")
-        opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-3)
+        opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=penalties[k])
         for _ in range(40):
             opt.zero_grad()
             torch.nn.functional.mse_loss(net(xs), ys).backward()
@@ -73,6 +76,9 @@ def test_every_member_diverging_is_one_error():
                               weight_decay=0.0, epochs=30).fit(x, y)  # fmt: skip
     with pytest.raises(ValueError, match="n_members must be >= 1"):
         DeepEnsembleRegressor(n_members=0).fit(x, y)
+    for wd in (-1e-3, (1e-3, 1e-2, 1e-1), (1e-3, float("nan"))):
+        with pytest.raises(ValueError, match="one value or one per member"):
+            DeepEnsembleRegressor(n_members=2, weight_decay=wd).fit(x, y)
 
 
 def test_default_reads_training_data_only(tmp_path, fast_cfg):
@@ -158,3 +164,20 @@ def test_bayesian_last_layer_is_the_members_output_and_its_variance_the_band():
     # the hidden layers are the same nets either way; only the output layer differs
     for a, b in zip(e.members[0].linear_layers()[:-1], plain.ensemble_.members[0].linear_layers()):
         torch.testing.assert_close(a.weight, b.weight)
+
+
+def test_member_penalties_spread_in_decades_and_old_runs_keep_one(tmp_path, fast_cfg):
+    from glassnet.estimators.regression import member_penalties
+
+    assert member_penalties(1e-3, 2.0, 3) == pytest.approx((1e-4, 1e-3, 1e-2))
+    assert member_penalties(3e-4, 0.0, 4) == (3e-4,) * 4
+    assert member_penalties(3e-4, 1.5, 1) == (3e-4,)
+    cfg = replace(fast_cfg, search="deep-ensemble", members=2, ensemble_epochs=10,
+                  penalty=1e-3, penalty_spread=2.0)  # fmt: skip
+    metrics = run_regression(cfg, out=tmp_path / "r").metrics
+    assert metrics.best_params["penalty"] == pytest.approx([1e-4, 1e-2])
+    assert RegressionConfig.from_run(tmp_path / "r").penalty_spread == 2.0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    del saved["penalty_spread"]  # as a run folder from before the setting: one penalty
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    assert RegressionConfig.from_run(tmp_path / "r").penalty_spread == 0.0

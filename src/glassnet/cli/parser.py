@@ -94,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--adam-lr", type=_float,
                    help=f"Adam's learning rate (default: {reg.adam_lr})")
     e.add_argument("--penalty", type=_float,
-                   help=f"L2 penalty (Adam's weight decay; default: {reg.penalty})")
+                   help=f"L2 penalty (Adam's weight decay; default: {reg.penalty}), the "
+                   "members' geometric mean")
+    e.add_argument("--penalty-spread", type=_float, metavar="DECADES",
+                   help="the members' penalties log-spaced over DECADES around --penalty "
+                   f"(0: all the same; default: {reg.penalty_spread})")
     e.add_argument("--ensemble-epochs", type=_int,
                    help=f"epochs per member (default: {reg.ensemble_epochs})")  # fmt: skip
     s.add_argument(

@@ -43,6 +43,7 @@ __all__ = [
     "make_regressor",
     "make_ensemble_search",
     "make_deep_ensemble",
+    "member_penalties",
     "build_regression_module",
 ]
 
@@ -65,7 +66,7 @@ SEARCHES: dict[str, Search] = {
     "deep-ensemble": Search(
         "the default: --members nets from different seeds trained together on all the data "
         "with Adam, each with a Bayesian last layer, averaged",
-        ("members", "adam_lr", "penalty", "ensemble_epochs"),
+        ("members", "adam_lr", "penalty", "penalty_spread", "ensemble_epochs"),
         ensemble=True,
     ),
     "tpe": Search(
@@ -94,6 +95,9 @@ SEARCHES: dict[str, Search] = {
     ),
 }
 ENSEMBLES = tuple(k for k, s in SEARCHES.items() if s.ensemble)
+# What a run's config.json lacks when it was written before the setting existed: the value
+# that run trained with (not today's default), so that `glassnet rerun` repeats it.
+SETTINGS_BEFORE = {"penalty_spread": 0.0}
 FOLDS = ("blocked", "shuffled")
 
 
@@ -113,7 +117,8 @@ class RegressionConfig:
     # functions (benchmarks/regression_quality.py --seed0 100), never on a test set.
     members: int = 4
     adam_lr: float = 3e-3
-    penalty: float = 3e-4
+    penalty: float = 3e-4  # the members' L2 penalties are log-spaced around this value ...
+    penalty_spread: float = 0.0  # ... over this many decades (0: every member the same)
     ensemble_epochs: int = 2000
     # candidates drawn by the random searches; None: 8 for ensemble (each trains up to
     # max_epochs), the study's 20 for population and random
@@ -147,7 +152,7 @@ class RegressionConfig:
     def from_run(cls, run_dir: str | Path) -> RegressionConfig:
         """The configuration a finished run was made with, from its config.json (what
         ``glassnet rerun`` runs again)."""
-        return settings_from_run(run_dir, cls, "regression")
+        return settings_from_run(run_dir, cls, "regression", SETTINGS_BEFORE)
 
     def validate(self) -> None:
         """Raise UserError naming the first option outside its valid range."""
@@ -167,6 +172,10 @@ class RegressionConfig:
             (
                 math.isfinite(self.penalty) and self.penalty >= 0,
                 f"`penalty` must be >= 0, got {self.penalty}",
+            ),
+            (
+                0 <= self.penalty_spread <= 6,
+                f"`penalty_spread` must be 0 to 6 decades, got {self.penalty_spread}",
             ),
             (
                 self.ensemble_epochs >= 1,
@@ -277,6 +286,14 @@ def make_ensemble_search(
     )
 
 
+def member_penalties(centre: float, decades: float, members: int) -> tuple[float, ...]:
+    """Each member's L2 penalty: log-spaced over ``decades`` decades with ``centre`` as their
+    geometric mean, smallest first (all ``centre`` when ``decades`` is 0 or one member)."""
+    if members == 1 or decades == 0:
+        return (centre,) * members
+    return tuple(centre * 10 ** (decades * (k / (members - 1) - 0.5)) for k in range(members))
+
+
 def make_deep_ensemble(cfg: RegressionConfig, progress: Progress | None = None
                        ) -> DeepEnsembleRegressor:  # fmt: skip
     """The default model: ``cfg.members`` nets from different seeds, Adam, all the data."""
@@ -286,7 +303,7 @@ def make_deep_ensemble(cfg: RegressionConfig, progress: Progress | None = None
         n_members=cfg.members,
         optimizer="adam",
         lr=cfg.adam_lr,
-        weight_decay=cfg.penalty,
+        weight_decay=member_penalties(cfg.penalty, cfg.penalty_spread, cfg.members),
         epochs=cfg.ensemble_epochs,
         batch_size=cfg.batch_size,
         random_state=cfg.seed,

@@ -63,7 +63,7 @@ def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progre
     est = make_deep_ensemble(cfg, progress)
     est.fit(_as_column(data.x_train), data.y_train)
     metrics = {
-        "best_params": {"optimizer": "adam", "lr": cfg.adam_lr, "penalty": cfg.penalty,
+        "best_params": {"optimizer": "adam", "lr": cfg.adam_lr, "penalty": est.penalties_,
                         "max_epochs": cfg.ensemble_epochs},  # fmt: skip
         "ensemble_members": len(est.ensemble_.members),
         "n_failed": int(est.failed_.sum()),

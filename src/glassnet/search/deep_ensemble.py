@@ -65,10 +65,12 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
 
     Inputs and targets are standardised (the scaling is kept inside ``ensemble_``); every
     member trains ``epochs`` epochs with ``optimizer`` (``adam``: weight decay as an L2
-    penalty; ``adamw``: decoupled; ``sgd``: with ``momentum``) at rate ``lr``. A member whose
+    penalty; ``adamw``: decoupled; ``sgd``: with ``momentum``) at rate ``lr``, with
+    ``weight_decay`` (one value for every member, or a sequence: one per member). A member whose
     loss turns NaN/inf leaves at once and is listed in ``failed_``; the others make the model.
     After ``fit``: ``ensemble_`` (a ``RegressionEnsemble``), ``curves_`` (the members' mean
-    training MSE, data units, every ``record_every`` epochs), ``failed_``, ``member_epochs_``.
+    training MSE, data units, every ``record_every`` epochs), ``failed_``, ``member_epochs_``,
+    ``penalties_`` (each member's weight decay).
     ``last_layer``: ``bayes`` (each member's Bayesian last layer, above: its mean is the output
     layer, its variance joins the band) or ``trained`` (the nets as trained; the band is their
     spread alone).
@@ -82,7 +84,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         n_members: int = 4,
         optimizer: str = "adam",
         lr: float = 3e-3,
-        weight_decay: float = 3e-4,
+        weight_decay: float | tuple[float, ...] = 3e-4,
         momentum: float = 0.9,
         epochs: int = 2000,
         batch_size: int = 128,
@@ -142,8 +144,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        self._penalties()
         if self.last_layer not in ("bayes", "trained"):
             raise ValueError(f"last_layer must be 'bayes' or 'trained', got {self.last_layer!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -153,6 +154,15 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
                 f"activation {self.activation!r} cannot be batched; "
                 f"supported: {list(BATCHABLE_ACTIVATIONS)}"
             )
+
+    def _penalties(self) -> list[float]:
+        """Each member's weight decay: ``weight_decay`` is one for all, or one per member."""
+        wd = self.weight_decay
+        each = [float(v) for v in wd] if np.ndim(wd) else [float(wd)] * self.n_members
+        if len(each) != self.n_members or not all(math.isfinite(v) and v >= 0 for v in each):
+            raise ValueError(f"weight_decay must be >= 0, one value or one per member "
+                             f"({self.n_members}), got {wd}")  # fmt: skip
+        return each
 
     def _blank(self, n_in: int, n_out: int) -> MLP:
         return MLP(n_in, tuple(self.hidden), n_out, self.activation)
@@ -165,9 +175,10 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         for k in range(self.n_members):  # member k's start, from its own seed
             with seeded(self.random_state * 1000 + k):
                 inits.append(self._blank(X.shape[1], y.shape[1]))
-        s = {"lr": self.lr, "wd": self.weight_decay, "momentum": self.momentum}
-        pop = Population(inits, [s] * self.n_members, dev, self.activation,
-                         optimizer=self.optimizer)  # fmt: skip
+        s = {"lr": self.lr, "momentum": self.momentum}
+        self.penalties_ = self._penalties()
+        settings = [{**s, "wd": wd} for wd in self.penalties_]
+        pop = Population(inits, settings, dev, self.activation, optimizer=self.optimizer)
         gen = torch.Generator().manual_seed(self.random_state + 1)
         data = MemberData(X.to(dev), y.to(dev), [torch.arange(len(X))] * self.n_members,
                           self.batch_size, True, gen)  # fmt: skip
