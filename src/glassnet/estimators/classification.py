@@ -76,8 +76,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "lenet5": {
-        # batch 64, no dropout and label smoothing 0.05: better after 3 epochs, no loss after
-        # 10 (issue 22; chosen on the validation splits of seeds 100-102)
+        # batch 64, no dropout and label smoothing 0.05 (issue 22; chosen on the validation
+        # splits of seeds 100-102): 99.06% test after 3 epochs on seeds 0-2 (median; the
+        # previous default 98.82%), 99.09% after 10 (the previous 99.11%)
         "default": {
             "lr": 1.2e-2,
             "dropout": 0.0,
