@@ -307,7 +307,12 @@ def test_label_smoothing_is_cross_entropy_against_smoothed_targets(tmp_path, bar
     logp = torch.log_softmax(logits, dim=1)
     by_hand = (0.9 * -logp[torch.arange(2), y] + 0.1 * -logp.mean(dim=1)).mean()
     assert float(net.get_loss(logits, y)) == pytest.approx(float(by_hand), rel=1e-6)
-    assert ClassificationConfig(model="lenet5").label_smoothing == 0.0  # the preset's
+    from glassnet.estimators.classification import COMMON, PRESETS
+
+    assert ClassificationConfig(model="lenet5").label_smoothing == (
+        PRESETS["lenet5"]["default"]["label_smoothing"]
+    )  # the preset's, else everyone's
+    assert ClassificationConfig(model="mlp").label_smoothing == COMMON["label_smoothing"]
     cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), label_smoothing=0.2)
     run_classification(cfg, out=tmp_path / "r")
     assert ClassificationConfig.from_run(tmp_path / "r").label_smoothing == 0.2
