@@ -270,9 +270,10 @@ def _lenet(name: str) -> str:
     res = _load(name)
     test = res["role"] == "report"
     score = "test" if test else "validation"
+    seeds = ", ".join(str(s) for s in dict.fromkeys(r["seed"] for r in res["rows"]))
     out = [_written(res) + f", `{res['command']}`; " + (
-        "seeds 0, 1, 2, the test set scored once per run." if test else
-        "tuning seeds 100, 101, 102: validation accuracy only (test not recorded)."),
+        f"seeds {seeds}, the test set scored once per run." if test else
+        f"tuning seeds {seeds}: validation accuracy only (test not recorded)."),
         "", f"| arm | {score} accuracy by seed | median | target | minutes per run |",
         "|---|---|---|---|---|"]  # fmt: skip
     for arm in res["arms"]:
