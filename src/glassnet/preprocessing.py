@@ -8,7 +8,7 @@ import numpy as np
 
 from glassnet.errors import UserError
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "to_inputs", "image_to_mnist"]
+__all__ = ["MNIST_MEAN", "MNIST_STD", "to_inputs", "from_inputs", "image_to_mnist"]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # pixel statistics of the MNIST training set
 MAX_PIXELS = 25_000_000  # a photo of a digit is far smaller; larger files are refused unread
@@ -18,6 +18,12 @@ def to_inputs(images: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_S
     """uint8 images (n, 28, 28) -> standardised float32 (n, 1, 28, 28)."""
     x = images.astype(np.float32) / 255.0
     return ((x - mean) / std)[:, None, :, :]  # (n, 1, 28, 28)
+
+
+def from_inputs(x: np.ndarray, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> np.ndarray:
+    """``to_inputs`` undone: standardised (n, 1, 28, 28) -> float pixels (n, 28, 28) in 0-255,
+    clipped (a moved image's resampling may overshoot a little)."""
+    return np.clip((x[:, 0] * std + mean) * 255.0, 0.0, 255.0)  # (n, 28, 28)
 
 
 def image_to_mnist(path: str | Path) -> np.ndarray:

@@ -28,7 +28,7 @@ from glassnet.plots.inspect import (
 )
 from glassnet.plots.regression import plot_weight_histograms
 from glassnet.plots.style import literal
-from glassnet.preprocessing import to_inputs
+from glassnet.preprocessing import from_inputs, to_inputs
 
 __all__ = ["classification_figures", "training_views"]
 
@@ -91,7 +91,8 @@ def training_views(net: Any, data: ImageData, draws: int = 3) -> tuple[Any, Any,
         if moved and (value := params.get(f"iterator_train__{key}", 0))
     )
     draws, n = (draws if moved else 0), len(pick)
-    x = _inputs(data, data.x_train[pick]).numpy()  # (n, 1, 28, 28)
+    scale = data.input_scale()
+    x = to_inputs(data.x_train[pick], *scale)  # (n, 1, 28, 28)
     seen = np.empty((draws * n, *x.shape[1:]), np.float32)  # (draws * n, 1, 28, 28)
     if draws:
         with torch.random.fork_rng():
@@ -100,8 +101,7 @@ def training_views(net: Any, data: ImageData, draws: int = 3) -> tuple[Any, Any,
             for xb, yb in net.get_iterator(Dataset(np.tile(x, (draws, 1, 1, 1)), ids),
                                            training=True):  # fmt: skip
                 seen[yb.cpu().numpy()] = xb.detach().float().cpu().numpy()
-    mean, std = data.input_scale()
-    pixels = np.clip((seen[:, 0] * std + mean) * 255, 0, 255)  # back to the stored units
+    pixels = from_inputs(seen, *scale)  # back to the stored units: (draws * n, 28, 28)
     return pick, pixels.reshape(draws, n, *x.shape[2:]), moves
 
 
