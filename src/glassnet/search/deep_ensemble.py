@@ -114,6 +114,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
     def fit(self, X, y) -> DeepEnsembleRegressor:
         """Train every member on all rows of (X, y); keep them as ``ensemble_``."""
         self._check_params()
+        self.penalties_ = self._penalties()  # checked too, before any work
         X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         x_mean, x_scale = standard_scaling(X)
@@ -144,7 +145,6 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        self._penalties()
         if self.last_layer not in ("bayes", "trained"):
             raise ValueError(f"last_layer must be 'bayes' or 'trained', got {self.last_layer!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -176,7 +176,6 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
             with seeded(self.random_state * 1000 + k):
                 inits.append(self._blank(X.shape[1], y.shape[1]))
         s = {"lr": self.lr, "momentum": self.momentum}
-        self.penalties_ = self._penalties()
         settings = [{**s, "wd": wd} for wd in self.penalties_]
         pop = Population(inits, settings, dev, self.activation, optimizer=self.optimizer)
         gen = torch.Generator().manual_seed(self.random_state + 1)
