@@ -220,6 +220,8 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--batch-size", "0"], "--batch-size must be >= 1"),
         (["--betas", "0.9", "1"], "--betas must be two numbers in [0, 1)"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+        (["--elastic", "-1"], "--elastic must be 0 to 100 pixels"),
+        (["--elastic", "30", "--elastic-sigma", "0"], "--elastic-sigma must be 0.5 to 10 pixels"),
         (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
         (["--precision", "float16"], "argument --precision: invalid choice: 'float16'"),
         (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
@@ -352,3 +354,24 @@ def test_training_views_are_what_the_loader_gives(bars):
     plain = make_classifier(ClassificationConfig(model="mlp"), 5, 100, valid).initialize()
     _, seen, moves = training_views(plain, data)
     assert seen.shape == (0, 5, 28, 28) and moves == ""
+
+
+def test_elastic_reaches_the_training_loader_and_old_runs_keep_none(tmp_path, bars):
+    from glassnet.data.batches import AugmentLoader
+    from glassnet.estimators import make_classifier
+
+    valid = (np.zeros((4, 1, 28, 28), "float32"), np.arange(4) % 3)
+    cfg = ClassificationConfig(model="lenet5", elastic=20.0, elastic_sigma=3.0)
+    net = make_classifier(cfg, 3, 100, valid)
+    params = net.get_params()
+    assert net.iterator_train is AugmentLoader
+    assert (params["iterator_train__elastic"], params["iterator_train__elastic_sigma"]) == (20, 3)
+    plain = make_classifier(ClassificationConfig(model="lenet5"), 3, 100, valid)
+    assert plain.iterator_train is not AugmentLoader  # the default moves nothing
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), elastic=10.0)
+    run_classification(cfg, out=tmp_path / "r")
+    assert ClassificationConfig.from_run(tmp_path / "r").elastic == 10.0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    del saved["elastic"], saved["elastic_sigma"]  # as a run folder from before the setting
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    assert ClassificationConfig.from_run(tmp_path / "r").elastic == 0.0

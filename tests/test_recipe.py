@@ -169,3 +169,34 @@ def test_affine_augment_rotates_and_zooms_about_the_centre():
     # Near-zero limits: the identity (bilinear sampling at the pixel centres).
     still = AugmentLoader(Dataset(X, y), batch_size=64, max_shift=0, max_rotate=1e-9)
     np.testing.assert_allclose(next(iter(still))[0].numpy(), X, atol=1e-5)
+
+
+def test_elastic_distortion_moves_each_pixel_by_a_smoothed_random_field():
+    from scipy.ndimage import gaussian_filter
+
+    # A ramp along x (value = column index): bilinear sampling at x + dx returns x + dx, so
+    # away from the borders each output pixel minus the input is that pixel's x displacement.
+    ramp = np.broadcast_to(np.arange(28, dtype=np.float32), (28, 28))
+    X = np.repeat(ramp[None, None], 4, 0).copy()  # (4, 1, 28, 28)
+    alpha, sigma = 3.0, 4.0
+    loader = AugmentLoader(Dataset(X, np.arange(4)), batch_size=4, max_shift=0,
+                           elastic=alpha, elastic_sigma=sigma)  # fmt: skip
+    torch.manual_seed(5)
+    xb, _ = next(iter(loader))
+    # The reference: the same uniform noise, smoothed by scipy's Gaussian (+- 3 sigma) and
+    # scaled by alpha. The noise is drawn 12 px wider each side, so the centre is a full filter.
+    r = 12
+    torch.manual_seed(5)
+    for _ in range(4):  # the loader draws angle, zoom, x and y shift (all zero-width) first
+        torch.rand(4)
+    noise = (torch.rand(8, 1, 28 + 2 * r, 28 + 2 * r) * 2 - 1).numpy()[:, 0]  # dx, dy per image
+    field = np.stack([gaussian_filter(n, sigma, truncate=3.0)[r:-r, r:-r] for n in noise])
+    dx = alpha * field.reshape(4, 2, 28, 28)[:, 0]  # (4, 28, 28), pixels
+    inner = (slice(None), slice(3, -3), slice(3, -3))  # where x + dx stays inside the image
+    moved = xb.numpy()[:, 0] - X[:, 0]
+    np.testing.assert_allclose(moved[inner], dx[inner], atol=1e-4)
+    assert 0.02 < np.abs(dx).mean() < 0.5  # alpha 3 at sigma 4: a fraction of a pixel
+    # A constant image stays constant (the field only moves pixels), and alpha scales the move.
+    flat = AugmentLoader(Dataset(np.full((4, 1, 28, 28), 0.5, np.float32), np.arange(4)),
+                         batch_size=4, max_shift=0, elastic=30.0)  # fmt: skip
+    np.testing.assert_allclose(next(iter(flat))[0].numpy(), 0.5, atol=1e-6)

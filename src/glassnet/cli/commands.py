@@ -175,6 +175,8 @@ def _classify(args: argparse.Namespace) -> int:
         augment=args.augment,
         rotate=args.rotate,
         zoom=args.zoom,
+        elastic=args.elastic,
+        elastic_sigma=args.elastic_sigma,
         lr_schedule=args.lr_schedule,
         warmup=args.warmup,
         average=args.average,

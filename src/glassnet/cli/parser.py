@@ -206,6 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--rotate", type=_float, metavar="DEG", help="... and rotate by up to DEG (best: 10)"
     )
     c.add_argument("--zoom", type=_float, metavar="F", help="... and scale by 1 +- F (best: 0.1)")
+    c.add_argument(
+        "--elastic",
+        type=_float,
+        metavar="ALPHA",
+        help="... and bend strokes: elastic distortion of strength ALPHA pixels (default 0)",
+    )
+    c.add_argument(
+        "--elastic-sigma",
+        type=_float,
+        default=4.0,
+        metavar="PX",
+        help="smoothness of the elastic distortion (default 4, as Simard et al. 2003)",
+    )
     c.add_argument("--batch-size", type=_int, help="preset: 128; lenet5 default 64")
     c.add_argument(
         "--betas", type=_float, nargs=2, metavar=("B1", "B2"), help="Adam's decay rates"

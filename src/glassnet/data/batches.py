@@ -73,7 +73,11 @@ class AugmentLoader(InMemoryLoader):
     (the background of standardised digits); the set is padded once, so a batch costs one
     gather. With a rotation (up to ``max_rotate`` degrees either way) or a zoom (scale in
     ``1 +- max_zoom``) each batch is resampled bilinearly through one affine grid, the shift
-    then continuous. Randomness comes from torch's generator, seeded by the net.
+    then continuous. ``elastic`` (alpha, in pixels) adds Simard et al.'s (2003) elastic
+    distortion to that grid: a field of uniform random displacements per pixel, smoothed by a
+    Gaussian of ``elastic_sigma`` pixels and scaled by alpha (they used alpha 34, sigma 4), so the
+    strokes bend locally; still one resample per batch, on the images' own device. Randomness
+    comes from torch's generator, seeded by the net.
     """
 
     def __init__(
@@ -83,21 +87,29 @@ class AugmentLoader(InMemoryLoader):
         max_shift: int = 2,
         max_rotate: float = 0.0,
         max_zoom: float = 0.0,
+        elastic: float = 0.0,
+        elastic_sigma: float = 4.0,
         **kw: Any,
     ) -> None:
         super().__init__(dataset, *args, **kw)
         self.max_shift, self.max_rotate, self.max_zoom = max_shift, max_rotate, max_zoom
+        self.elastic, self.elastic_sigma = elastic, elastic_sigma
         self.padded = None
         self.images = self.X.dim() == 4 and len(self.X) > 0
         self.fill = self.X.amin().item() if self.images else 0.0
+        self.resample = bool(max_rotate or max_zoom or elastic)
         s = max_shift
-        if self.images and s > 0 and not (max_rotate or max_zoom):
+        if self.images and s > 0 and not self.resample:
             self.padded = torch.nn.functional.pad(self.X, (s, s, s, s), value=self.fill)
+        self.blur = None
+        if self.images and elastic:
+            self.blur = (_gaussian_band(self.X.shape[2], elastic_sigma, self.X),
+                         _gaussian_band(self.X.shape[3], elastic_sigma, self.X))  # fmt: skip
 
     def _take(self, idx: slice | torch.Tensor) -> torch.Tensor:
         if not self.images:
             return super()._take(idx)
-        if self.max_rotate or self.max_zoom:
+        if self.resample:
             return self._affine(super()._take(idx))
         if self.padded is None:
             return super()._take(idx)
@@ -127,6 +139,32 @@ class AugmentLoader(InMemoryLoader):
             [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
         )  # (b, 2, 3): output -> input coordinates
         grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        if self.blur is not None:
+            grid = grid + self._displacement(b, h, w)  # (b, h, w, 2)
         # Sample x - fill, whose background is 0, so points outside the image read background.
         out = torch.nn.functional.grid_sample(x - self.fill, grid, align_corners=False)
         return out + self.fill  # (b, c, h, w)
+
+    def _displacement(self, b: int, h: int, w: int) -> torch.Tensor:
+        """Smooth random displacements in grid units, (b, h, w, 2) as (x, y) like the grid."""
+        rows, cols = self.blur  # (h + 2r, h), (w + 2r, w)
+        # Noise drawn 2r wider than the image, so every pixel's smoothed value has a full
+        # neighbourhood (no padding: the border bends as much as the middle).
+        noise = torch.rand(b * 2, len(rows), len(cols), device=rows.device, dtype=rows.dtype)
+        field = rows.T @ ((noise * 2 - 1) @ cols)  # (2b, h, w): dx, dy, smoothed
+        field = self.elastic * field.view(b, 2, h, w)  # pixels
+        scale = torch.tensor([2 / w, 2 / h], device=rows.device, dtype=rows.dtype)
+        return field.permute(0, 2, 3, 1) * scale  # (b, h, w, 2): pixels -> grid units
+
+
+def _gaussian_band(n: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """(n + 2r, n) matrix whose product with a row of n + 2r values is that row smoothed by a
+    Gaussian of ``sigma`` (support +- 3 sigma = r), keeping the n values with a full window:
+    a separable blur as two matrix products, cheaper on CPU than a one-channel convolution."""
+    r = math.ceil(3 * sigma)
+    t = torch.arange(-r, r + 1, dtype=like.dtype, device=like.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    band = torch.zeros(n + 2 * r, n, dtype=like.dtype, device=like.device)
+    for j in range(n):
+        band[j : j + 2 * r + 1, j] = k / k.sum()
+    return band

@@ -106,6 +106,7 @@ COMMON = {
     "augment": 0,
     "rotate": 0.0,
     "zoom": 0.0,
+    "elastic": 0.0,
     "average": 0.99,
     "betas": ADAM_BETAS,
     "label_smoothing": 0.0,
@@ -113,7 +114,7 @@ COMMON = {
 
 # What a run's config.json lacks when it was written before the setting existed: the value
 # that run trained with (not today's preset), so that `glassnet rerun` repeats it.
-SETTINGS_BEFORE = {"betas": ADAM_BETAS, "label_smoothing": 0.0}
+SETTINGS_BEFORE = {"betas": ADAM_BETAS, "label_smoothing": 0.0, "elastic": 0.0}
 
 
 @dataclass
@@ -136,6 +137,8 @@ class ClassificationConfig:
     augment: int | None = None  # (preset) shift training images by up to this many pixels
     rotate: float | None = None  # (preset) ... and rotate them by up to this many degrees
     zoom: float | None = None  # (preset) ... and scale them by 1 +- this fraction
+    elastic: float | None = None  # (preset) ... and bend them: elastic distortion's alpha, px
+    elastic_sigma: float = 4.0  # smoothness of that distortion's field (Simard et al.: 4 px)
     lr_schedule: str = "cosine"  # cosine (warm-up, then to 0 over the run) | none; grid uses none
     warmup: float = 0.03  # fraction of the steps spent warming the learning rate up
     average: float | None = None  # (preset) decay of the weights' moving average; 0: off
@@ -200,6 +203,11 @@ class ClassificationConfig:
             (0 <= self.augment <= 8, f"`augment` must be 0 to 8 pixels, got {self.augment}"),
             (0 <= self.rotate <= 45, f"`rotate` must be 0 to 45 degrees, got {self.rotate}"),
             (0 <= self.zoom < 0.5, f"`zoom` must be in [0, 0.5), got {self.zoom}"),
+            (0 <= self.elastic <= 100, f"`elastic` must be 0 to 100 pixels, got {self.elastic}"),
+            (
+                0.5 <= self.elastic_sigma <= 10,
+                f"`elastic_sigma` must be 0.5 to 10 pixels, got {self.elastic_sigma}",
+            ),
             (0 <= self.warmup < 1, f"`warmup` must be in [0, 1), got {self.warmup}"),
             (0 <= self.average < 1, f"`average` must be in [0, 1), got {self.average}"),
             (self.batch_size >= 1, f"`batch_size` must be >= 1, got {self.batch_size}"),
@@ -283,8 +291,9 @@ def make_classifier(
     device = choose_device(cfg.device)
     epochs = max((cfg.epochs, *budgets))
     schedule = _schedule(cfg, epochs, n_train) if not budgets else []  # budgets: a flat lr
-    moved = cfg.augment or cfg.rotate or cfg.zoom
-    augment = {"max_shift": cfg.augment, "max_rotate": cfg.rotate, "max_zoom": cfg.zoom}
+    moved = cfg.augment or cfg.rotate or cfg.zoom or cfg.elastic
+    augment = {"max_shift": cfg.augment, "max_rotate": cfg.rotate, "max_zoom": cfg.zoom,
+               "elastic": cfg.elastic, "elastic_sigma": cfg.elastic_sigma}  # fmt: skip
     return GlassClassifier(
         module_class(cfg.model),
         **{f"module__{k}": v for k, v in module_kwargs(cfg, n_classes).items()},

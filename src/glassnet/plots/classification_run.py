@@ -87,6 +87,7 @@ def training_views(net: Any, data: ImageData, draws: int = 3) -> tuple[Any, Any,
             ("max_shift", "shifted up to {} px"),
             ("max_rotate", "rotated up to {:g} degrees"),
             ("max_zoom", "zoomed by up to {:.0%}"),
+            ("elastic", "bent by an elastic distortion of alpha {:g} px"),
         )
         if moved and (value := params.get(f"iterator_train__{key}", 0))
     )
