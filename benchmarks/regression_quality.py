@@ -122,6 +122,21 @@ def _study_data_row(data_dir: str, extra: list[str]) -> dict:
             "gp_band_coverage": m["baseline_gp_band_coverage"]}  # fmt: skip
 
 
+def _overrides(p: argparse.ArgumentParser, base, pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings as RegressionConfig fields, typed like the defaults they replace."""
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not hasattr(base, key):
+            p.error(f"--set: expected KEY=VALUE with KEY a RegressionConfig field, got {pair!r}")
+        kind = type(getattr(base, key))
+        try:
+            out[key] = kind(float(text)) if kind in (int, float) else kind(text)
+        except ValueError:
+            p.error(f"--set {key}: expected a {kind.__name__}, got {text!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed0", type=int, default=SEED0, help="function i uses seed0 + i")
@@ -138,6 +153,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--smoke", action="store_true", help="seconds: two functions, a tiny net, no study arm"
     )
     p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="development probes only: run the panel with these RegressionConfig fields changed "
+        "(e.g. adam_lr=1e-2); they are written into the JSON as `overrides`",
+    )
+    p.add_argument(
         "--json",
         default=str(HERE.parent / "runs" / "benchmarks" / "regression_quality.json"),
         help="where to write the results (default: under runs/, untracked; the recorded "
@@ -148,11 +171,13 @@ def main(argv: list[str] | None = None) -> dict:
     from glassnet.estimators import RegressionConfig
 
     base = RegressionConfig(device="cpu", probe_x=(0.0,))
+    overrides = _overrides(p, base, args.set)
     names = args.only or list(PANEL)
     if args.smoke:  # every code path, tiny sizes
         base = replace(base, hidden=(16, 8), members=2, ensemble_epochs=30, n_iter=2,
                        max_epochs=30, epoch_choices=(10, 20))  # fmt: skip
         names, args.skip_study = names[:2], True
+    base = replace(base, **overrides)  # after the smoke sizes: a probe's --set wins
     study_rows = []
     if args.study_data:  # first, on a quiet machine: its wall time is a target
         extra = [] if not args.smoke else ["--members", "1", "--ensemble-epochs", "20",
@@ -210,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{summary['worst_ratio']:.2f} ({summary['worst_function']}); band coverage median "
           f"{summary['median_band_coverage']:.2f} (GP {summary['median_gp_band_coverage']:.2f})")
     payload = {"benchmark": "regression_quality", "seed0": args.seed0, "smoke": args.smoke,
-               **summary, "rows": rows, "study_data": study_rows}  # fmt: skip
+               "overrides": overrides, **summary, "rows": rows,
+               "study_data": study_rows}  # fmt: skip
     write_json(args.json, payload)
     return payload
 

@@ -27,9 +27,10 @@ def test_regression_quality_smoke(tmp_path):
     write_csv(tmp_path / "data" / "regression" / "test_data.csv", x, np.sin(x))
     out = tmp_path / "rq.json"
     _run("regression_quality.py", "--smoke", "--study-data", str(tmp_path / "data"),
-         "--json", str(out))  # fmt: skip
+         "--set", "penalty=1e-3", "members=3", "--json", str(out))  # fmt: skip
     res = json.loads(out.read_text())
     assert res["smoke"] and len(res["rows"]) == 2
+    assert res["overrides"] == {"penalty": 1e-3, "members": 3}  # typed like the fields
     ratios = [r["default_test_mse"] / r["gp_test_mse"] for r in res["rows"]]
     assert [r["ratio_default_to_gp"] for r in res["rows"]] == pytest.approx(ratios)
     assert res["median_ratio"] == pytest.approx(float(np.median(ratios)))
@@ -154,3 +155,4 @@ def test_lenet_presets_smoke(tmp_path):
     (arm,) = res["arms"]
     assert arm["median_test_accuracy"] == row["test_accuracy"] and arm["seeds"] == [0]
     assert arm["median_minutes"] == pytest.approx(row["wall_seconds"] / 60)
+
