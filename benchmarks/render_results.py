@@ -298,7 +298,22 @@ def _lenet(name: str) -> str:
     return "\n".join(out)
 
 
+def augment_cost() -> str:
+    res = _load("augment_cost")
+    out = [_written(res) + f", `{res['command']}`: {res['n_images']:,} training digits in "
+           f"batches of {res['batch_size']}, median of {res['repeats']} passes.", "",
+           "| moves | seconds per pass | cost per epoch (s) | share of a training epoch |",
+           "|---|---|---|---|"]  # fmt: skip
+    for r in res["rows"]:
+        out.append(f"| {r['arm']} | {r['pass_seconds']:.2f} | {r['cost_seconds']:.2f} | "
+                   f"{r['share_of_training_epoch']:.0%} |")  # fmt: skip
+    out += ["", f"The baseline, in the same run: one training epoch of LeNet-5 (forward, "
+            f"backward, Adam; no moves) took {res['training_epoch_seconds']:.2f} s."]
+    return "\n".join(out)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "augment_cost": augment_cost,
     "lenet_presets": lambda: _lenet("lenet_presets"),
     "lenet_presets_tune": lambda: _lenet("lenet_presets_tune"),
     "engine_ab": engine_ab,

@@ -156,3 +156,16 @@ def test_lenet_presets_smoke(tmp_path):
     assert arm["median_test_accuracy"] == row["test_accuracy"] and arm["seeds"] == [0]
     assert arm["median_minutes"] == pytest.approx(row["wall_seconds"] / 60)
 
+
+def test_augment_cost_smoke(tmp_path):
+    """Each move's pass and cost against the plain pass, in the same run."""
+    out = tmp_path / "a.json"
+    _run("augment_cost.py", "--smoke", "--json", str(out))
+    res = json.loads(out.read_text())
+    plain, *moved = res["rows"]
+    assert plain["settings"] is None and plain["cost_seconds"] == 0
+    assert any(r["settings"].get("elastic") for r in moved)
+    for r in moved:
+        assert r["cost_seconds"] == pytest.approx(r["pass_seconds"] - plain["pass_seconds"])
+        share = r["cost_seconds"] / res["training_epoch_seconds"]
+        assert r["share_of_training_epoch"] == pytest.approx(share)
