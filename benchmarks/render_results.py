@@ -119,6 +119,38 @@ def regression_quality_dev() -> str:
     return head + "\n\n" + _panel(res)
 
 
+def regression_probes() -> str:
+    """Development-seed probes (``--set``) beside the shipped default, function by function:
+    ratio to the GP and band coverage. What a lever did, not a claim about the default."""
+    shipped = _shipped(_load("regression_quality_dev"), "regression_quality_dev")
+    probes = [_load(name) for name in PROBES]
+    for res in probes:
+        if res["seed0"] != shipped["seed0"] or not res["overrides"]:
+            raise SystemExit("a regression probe must be a --set run on the development seeds")
+    arms = [("shipped default", shipped)] + [
+        (", ".join(f"{k}={v:g}" for k, v in r["overrides"].items()), r) for r in probes
+    ]
+    out = [f"Development seeds {shipped['seed0']}-{shipped['seed0'] + len(shipped['rows']) - 1}"
+           " only; ratio to the GP (band coverage):", "",
+           "| function | " + " | ".join(f"`{name}`" for name, _ in arms) + " |",
+           "|---|" + "---|" * len(arms)]  # fmt: skip
+    for i, row in enumerate(shipped["rows"]):
+        cells = []
+        for _, res in arms:
+            r = res["rows"][i]
+            assert r["function"] == row["function"]
+            cells.append(f"{r['ratio_default_to_gp']:.2f} ({_pct(r['default_band_coverage'])})")
+        out.append(f"| {row['function']} | " + " | ".join(cells) + " |")
+    out.append("| **median** | " + " | ".join(
+        f"**{r['median_ratio']:.2f}** ({_pct(r['median_band_coverage'])}; GP "
+        f"{_pct(r['median_gp_band_coverage'])})" for _, r in arms) + " |")  # fmt: skip
+    out.append("| worst | " + " | ".join(f"{r['worst_ratio']:.2f}" for _, r in arms) + " |")
+    return "\n".join(out)
+
+
+PROBES = ("regression_probe_ladder", "regression_probe_ladder_lr")
+
+
 def search_efficiency() -> str:
     res = _load("search_efficiency")
     t, seeds = res["targets"], res["seeds"]
@@ -323,6 +355,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "search_efficiency": search_efficiency,
     "regression_quality": regression_quality,
     "regression_quality_dev": regression_quality_dev,
+    "regression_probes": regression_probes,
 }
 
 _BLOCK = re.compile(r"(<!-- render: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
