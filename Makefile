@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/glassnet reproduce --quick --out runs/demo-$$(date -u +%Y%m%dT%H%M%SZ)
 
+# One pytest worker per core (pytest-xdist), each process and the CLI runs it starts on one
+# torch thread: two 2-thread processes on two cores thrash; two 1-thread ones do not.
 test: setup
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
