@@ -151,15 +151,16 @@ def test_bayesian_last_layer_is_the_members_output_and_its_variance_the_band():
             )
             latent.append((sd**2 - 1.0 / br.alpha_) * float(e.y_scale) ** 2)
         spread = est.predict_members(q).var(0)
-        want = np.sqrt(spread + np.mean(latent, 0))
+        want = est.band_scale * np.sqrt(spread + np.mean(latent, 0))  # widened by 1.25
         band = e.band_std(qt).numpy()
     np.testing.assert_allclose(band, want, rtol=2e-3, atol=1e-5)
-    assert (band > np.sqrt(spread) + 1e-6).all()  # the last layer adds its own
+    assert (band > est.band_scale * np.sqrt(spread) + 1e-6).all()  # the last layer adds its own
     plain = DeepEnsembleRegressor(hidden=(12, 6), n_members=2, epochs=60, last_layer="trained")
     plain.fit(x, y)
     with torch.no_grad():
         np.testing.assert_allclose(
-            plain.ensemble_.band_std(qt).numpy(), plain.predict_members(q).std(0), rtol=1e-4
+            plain.ensemble_.band_std(qt).numpy(), 1.25 * plain.predict_members(q).std(0),
+            rtol=1e-4,
         )
     # the hidden layers are the same nets either way; only the output layer differs
     for a, b in zip(e.members[0].linear_layers()[:-1], plain.ensemble_.members[0].linear_layers()):
@@ -181,3 +182,32 @@ def test_member_penalties_spread_in_decades_and_old_runs_keep_one(tmp_path, fast
     del saved["penalty_spread"]  # as a run folder from before the setting: one penalty
     (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
     assert RegressionConfig.from_run(tmp_path / "r").penalty_spread == 0.0
+
+
+def test_band_scale_widens_the_band_alone_and_saved_runs_keep_it(tmp_path, fast_cfg):
+    cfg = replace(fast_cfg, search="deep-ensemble", members=2, ensemble_epochs=20)
+    res = run_regression(cfg, out=tmp_path / "r")
+    assert res.model.band_scale == RegressionConfig().band_scale == 1.25  # the default
+    x = torch.linspace(-4, 4, 33).reshape(-1, 1)
+    with torch.no_grad():
+        wide, mean = res.model.band_std(x), res.model(x)
+        res.model.band_scale = 1.0
+        plain = res.model.band_std(x)
+        torch.testing.assert_close(res.model(x), mean)  # the prediction does not move
+    torch.testing.assert_close(wide, 1.25 * plain)
+    # the run's coverage is of the widened band, by hand from the members and the band
+    d = res.data
+    xt = torch.as_tensor(d.x_test, dtype=torch.float32).reshape(-1, 1)
+    with torch.no_grad():
+        mu, sd = res.model(xt).ravel().numpy(), 1.25 * res.model.band_std(xt).numpy()
+    assert res.metrics.band_coverage == pytest.approx(np.mean(np.abs(d.y_test - mu) <= 2 * sd))
+    # saved: the same band; a run folder from before the setting: the band as computed
+    loaded = load_regression_model(res.run_dir)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.band_std(x), wide)
+    saved = json.loads((res.run_dir / "config.json").read_text())
+    del saved["band_scale"]
+    (res.run_dir / "config.json").write_text(json.dumps(saved))
+    with torch.no_grad():
+        torch.testing.assert_close(load_regression_model(res.run_dir).band_std(x), plain)
+    assert RegressionConfig.from_run(res.run_dir).band_scale == 1.0

@@ -79,7 +79,9 @@ class RegressionEnsemble(nn.Module):
     ``last_cov`` (members, H, H) and ``last_center`` (members, H), when given, are each member's
     Bayesian last layer: the posterior covariance of its output weights given its last hidden
     features at the training points (centred on their mean), standardised units. They add to
-    the members' spread in ``band_std``; they do not change the prediction.
+    the members' spread in ``band_std``; they do not change the prediction. ``band_scale``
+    widens that band by a constant factor (a calibration; 1: as computed). It is a setting of
+    the run (config.json), not a weight, so ``state_dict`` is the same with or without it.
     """
 
     def __init__(
@@ -91,10 +93,14 @@ class RegressionEnsemble(nn.Module):
         y_scale: float = 1.0,
         last_cov: torch.Tensor | None = None,
         last_center: torch.Tensor | None = None,
+        band_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
+        if not band_scale > 0:
+            raise ValueError(f"band_scale must be > 0, got {band_scale}")
+        self.band_scale = float(band_scale)
         if not (x_scale > 0 and y_scale > 0):
             raise ValueError(f"scales must be > 0, got x_scale={x_scale}, y_scale={y_scale}")
         self.members = nn.ModuleList(members)
@@ -128,15 +134,15 @@ class RegressionEnsemble(nn.Module):
     def band_std(self, x: torch.Tensor) -> torch.Tensor:
         """The uncertainty about the function at x, data units: (batch,).
 
-        sqrt(spread of the members' predictions + the mean of their last layers' posterior
-        variance); without a Bayesian last layer, the members' spread alone.
+        ``band_scale`` x sqrt(spread of the members' predictions + the mean of their last
+        layers' posterior variance); without a Bayesian last layer, the members' spread alone.
         """
         var = self.member_outputs(x)[:, :, 0].var(0, unbiased=False)  # (batch,)
         if hasattr(self, "last_cov"):
             f = self.member_features(x) - self.last_center[:, None, :]  # (members, batch, H)
             latent = torch.einsum("mbh,mhk,mbk->mb", f, self.last_cov, f)  # (members, batch)
             var = var + latent.clamp_min(0).mean(0) * self.y_scale**2
-        return var.sqrt()
+        return self.band_scale * var.sqrt()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_outputs(x).mean(0)  # (batch, out): the ensemble's prediction

@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the members' penalties log-spaced over DECADES around --penalty "
                    f"(0: all the same; default: {reg.penalty_spread})")
     e.add_argument("--ensemble-epochs", type=_int,
-                   help=f"epochs per member (default: {reg.ensemble_epochs})")  # fmt: skip
+                   help=f"epochs per member (default: {reg.ensemble_epochs})")
+    e.add_argument("--band-scale", type=_float, metavar="K",
+                   help="widen the band (mean +- 2 std) by K, a calibration "
+                   f"(default: {reg.band_scale})")  # fmt: skip
     s.add_argument(
         "--n-iter",
         type=_int,
