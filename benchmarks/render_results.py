@@ -71,6 +71,10 @@ def _panel(res: dict) -> str:
         f"median: {_pct(res['median_band_coverage'])}, the GP's "
         f"{_pct(res['median_gp_band_coverage'])}.",
     ]
+    widths = res.get("median_coverage_by_band_scale")
+    if widths:  # the band's width read off the same runs: how band_scale was chosen
+        lines[-1] += " Median coverage had the band been widened by " + ", ".join(
+            f"{k}: {_pct(v)}" for k, v in widths.items()) + "."  # fmt: skip
     if has_study:
         study = [r["study_test_mse"] / r["gp_test_mse"] for r in res["rows"]]
         study.sort()

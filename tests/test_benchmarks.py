@@ -31,6 +31,10 @@ def test_regression_quality_smoke(tmp_path):
     res = json.loads(out.read_text())
     assert res["smoke"] and len(res["rows"]) == 2
     assert res["overrides"] == {"penalty": 1e-3, "members": 3}  # typed like the fields
+    # the band read at other widths from the same runs: at the default's own, its coverage
+    widths = res["median_coverage_by_band_scale"]
+    assert widths["1.25"] == pytest.approx(res["median_band_coverage"])
+    assert widths["1"] <= widths["1.25"] <= widths["1.5"] <= widths["2"]
     ratios = [r["default_test_mse"] / r["gp_test_mse"] for r in res["rows"]]
     assert [r["ratio_default_to_gp"] for r in res["rows"]] == pytest.approx(ratios)
     assert res["median_ratio"] == pytest.approx(float(np.median(ratios)))
