@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from skorch.dataset import Dataset
 
@@ -28,6 +27,7 @@ from _common import data_dir, table, write_json  # noqa: E402
 
 from glassnet.data.batches import AugmentLoader, InMemoryLoader  # noqa: E402
 from glassnet.models import LeNet5  # noqa: E402
+from glassnet.preprocessing import to_inputs  # noqa: E402
 
 BATCH = 128
 # (arm, AugmentLoader's settings; None: the plain loader). The elastic arms use Simard et
@@ -50,9 +50,8 @@ def _images(folder: str | None, smoke: bool) -> torch.Tensor:
     from glassnet.data.images import load_images
 
     data = load_images(folder)
-    x = torch.from_numpy(data.x_train[:48_000].astype(np.float32) / 255.0)
-    mean, std = data.input_scale()
-    return ((x - mean) / std)[:, None]  # (48000, 1, 28, 28)
+    x = to_inputs(data.x_train[:48_000], *data.input_scale())  # (48000, 1, 28, 28)
+    return torch.from_numpy(x)
 
 
 def _pass(loader: InMemoryLoader) -> float:

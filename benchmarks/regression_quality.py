@@ -112,13 +112,14 @@ def _coverage_by_scale(model, data) -> dict[str, float] | None:
     instead of the run's own ``band_scale``: how the default's 1.25 was chosen."""
     import torch
 
+    from glassnet.introspection import band_coverage
+
     if not hasattr(model, "band_scale"):
         return None
     x = torch.as_tensor(np.asarray(data.x_test, np.float32).reshape(-1, 1))
     with torch.no_grad():
         mean, std = model(x)[:, 0].numpy(), model.band_std(x).numpy() / model.band_scale
-    err = np.abs(data.y_test - mean)
-    return {f"{k:g}": float(np.mean(err <= 2 * k * std)) for k in BAND_SCALES}
+    return {f"{k:g}": band_coverage(data.y_test, mean, k * std) for k in BAND_SCALES}
 
 
 def _study_data_row(data_dir: str, extra: list[str]) -> dict:

@@ -126,6 +126,11 @@ def test_default_options_are_checked(tmp_path, fast_cfg, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--adam-lr must be > 0" in err[0]
     assert not (tmp_path / "y").exists()
+    rc = main(["regression", "--train", fast_cfg.train, "--test", fast_cfg.test,
+               "--band-scale", "0", "--out", str(tmp_path / "z")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--band-scale must be 0.1 to 10, got 0.0" in err[0]
+    assert not (tmp_path / "z").exists()
 
 
 def test_bayesian_last_layer_is_the_members_output_and_its_variance_the_band():
@@ -159,7 +164,8 @@ def test_bayesian_last_layer_is_the_members_output_and_its_variance_the_band():
     plain.fit(x, y)
     with torch.no_grad():
         np.testing.assert_allclose(
-            plain.ensemble_.band_std(qt).numpy(), 1.25 * plain.predict_members(q).std(0),
+            plain.ensemble_.band_std(qt).numpy(),
+            plain.band_scale * plain.predict_members(q).std(0),
             rtol=1e-4,
         )
     # the hidden layers are the same nets either way; only the output layer differs

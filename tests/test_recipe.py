@@ -196,7 +196,7 @@ def test_elastic_distortion_moves_each_pixel_by_a_smoothed_random_field():
     moved = xb.numpy()[:, 0] - X[:, 0]
     np.testing.assert_allclose(moved[inner], dx[inner], atol=1e-4)
     assert 0.02 < np.abs(dx).mean() < 0.5  # alpha 3 at sigma 4: a fraction of a pixel
-    # A constant image stays constant (the field only moves pixels), and alpha scales the move.
+    # A constant image stays constant: the field only moves pixels.
     flat = AugmentLoader(Dataset(np.full((4, 1, 28, 28), 0.5, np.float32), np.arange(4)),
                          batch_size=4, max_shift=0, elastic=30.0)  # fmt: skip
     np.testing.assert_allclose(next(iter(flat))[0].numpy(), 0.5, atol=1e-6)

@@ -47,7 +47,14 @@ class _Devices:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
-    from glassnet.estimators import FOLDS, MODELS, PRESETS, SEARCHES, RegressionConfig
+    from glassnet.estimators import (
+        FOLDS,
+        MODELS,
+        PRESETS,
+        SEARCHES,
+        ClassificationConfig,
+        RegressionConfig,
+    )
     from glassnet.models import ACTIVATIONS
     from glassnet.search.studies import PRUNERS
     from glassnet.training import PRECISIONS
@@ -218,9 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--elastic-sigma",
         type=_float,
-        default=4.0,
+        default=ClassificationConfig.elastic_sigma,  # the config's own, never copied here
         metavar="PX",
-        help="smoothness of the elastic distortion (default 4, as Simard et al. 2003)",
+        help="smoothness of the elastic distortion (default "
+        f"{ClassificationConfig.elastic_sigma:g}, as Simard et al. 2003)",
     )
     c.add_argument("--batch-size", type=_int, help="preset: 128; lenet5 default 64")
     c.add_argument(

@@ -384,7 +384,8 @@ def build_regression_module(
     last = {}
     if "last_cov" in state and "last_center" in state:  # a Bayesian last layer's band
         last = {k: torch.zeros_like(state[k]) for k in ("last_cov", "last_center")}
-    # Only the deep ensemble widens its band; runs from before the setting did not.
-    scale = cfg.get("band_scale", 1.0) if cfg.get("search") == "deep-ensemble" else 1.0
+    # Only a search that uses band_scale widens its band; runs from before the setting did not.
+    uses = "band_scale" in SEARCHES[cfg["search"]].fields
+    scale = cfg.get("band_scale", SETTINGS_BEFORE["band_scale"]) if uses else 1.0
     members = [MLP(1, hidden, 1, activation) for _ in range(n)]
     return RegressionEnsemble(members, **last, band_scale=scale)
