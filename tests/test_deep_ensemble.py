@@ -12,6 +12,7 @@ from glassnet.cli import main
 from glassnet.errors import NoModelError, UserError
 from glassnet.estimators import RegressionConfig
 from glassnet.experiments.regression import run_regression
+from glassnet.introspection import fold_band
 from glassnet.models import MLP, RegressionEnsemble
 from glassnet.rng import seeded
 from glassnet.runs.load import load_regression_model
@@ -194,6 +195,7 @@ def test_band_scale_widens_the_band_alone_and_saved_runs_keep_it(tmp_path, fast_
     cfg = replace(fast_cfg, search="deep-ensemble", members=2, ensemble_epochs=20)
     res = run_regression(cfg, out=tmp_path / "r")
     assert res.model.band_scale == RegressionConfig().band_scale == 1.25  # the default
+    assert fold_band(res.model, res.data.x_test)["scale"] == 1.25  # fit_band.png's legend
     x = torch.linspace(-4, 4, 33).reshape(-1, 1)
     with torch.no_grad():
         wide, mean = res.model.band_std(x), res.model(x)

@@ -94,5 +94,6 @@ def test_weights_stats_and_fold_band():
     with torch.no_grad():
         a.weight.fill_(1.0), a.bias.fill_(0.0), b.weight.fill_(3.0), b.bias.fill_(0.0)
     band = insp.fold_band([a, b], np.array([0.0, 1.0, 2.0]))
+    assert band["scale"] == 1.0  # fold models: their spread as it is
     np.testing.assert_allclose(band["mean"], [0.0, 2.0, 4.0])
     np.testing.assert_allclose(band["hi"] - band["lo"], [0.0, 2.0, 4.0])

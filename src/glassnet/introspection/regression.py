@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,17 +18,21 @@ __all__ = ["fold_band", "band_coverage", "spread_inside_gaps", "activation_map",
 @torch.no_grad()
 def fold_band(
     models: RegressionEnsemble | Sequence[nn.Module], x: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Predictions of each member (or fold model) on ``x``: their mean, min, max and std.
+) -> dict[str, Any]:
+    """Predictions of each member (or fold model) on ``x``: their mean, min, max and std, and
+    ``scale``, the calibration factor already in that std (an ensemble's ``band_scale``; 1 for
+    fold models).
 
     The members saw different slices of the training data (and, in an ensemble, started from
     different weights); where they disagree most (typically in the gaps) the data did not pin
     the function down.
     """
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(-1, 1))
+    scale = 1.0
     if isinstance(models, RegressionEnsemble):
         preds = models.eval().member_outputs(xt)[:, :, 0].numpy()  # (members, points)
         std = models.band_std(xt).numpy()  # with a Bayesian last layer, its variance too
+        scale = models.band_scale  # std is widened by this calibration factor
     else:
         preds = np.stack([m.eval()(xt).ravel().numpy() for m in models])  # (models, points)
         std = preds.std(0)
@@ -37,6 +42,7 @@ def fold_band(
         "lo": preds.min(0),
         "hi": preds.max(0),
         "std": std,
+        "scale": scale,
     }
 
 

@@ -77,13 +77,14 @@ def regression_figures(
 def _band_figure(points, grid, curve, gaps, band, band_label: str, gp):
     """The fit with every member's curve, their mean +- 2 std, and the GP's band."""
     mean, std = band["mean"], band["std"]
+    widened = f", widened x{band['scale']:g}" if band.get("scale", 1.0) != 1.0 else ""
     fig, ax = plot_regression_fit(
         *points,
         grid,
         curve,
         gaps=gaps,
         band=(mean - 2 * std, mean + 2 * std),
-        band_label=f"{band_label}: mean +- 2 std",
+        band_label=f"{band_label}: mean +- 2 std{widened}",
         title=f"The fitted net and its {len(band['all'])} {band_label}",
     )
     for pred in band["all"]:

@@ -6,8 +6,9 @@ CAPTIONS = {
     "process fitted to the same points, the classical baseline.",
     "fit_band.png": "The members (nets from different seeds, or fold models each trained "
     "without one fold) agree where there is data and fan out in the gaps: their spread is the "
-    "net's uncertainty about the function there. Dotted: the Gaussian process's band for the "
-    "function, for comparison.",
+    "net's uncertainty about the function there (the default's band adds each member's "
+    "Bayesian last-layer variance and is widened by a calibration factor, --band-scale, as "
+    "its legend says). Dotted: the Gaussian process's band for the function, for comparison.",
     "learning_curve.png": "Training loss of the model (and, for a fold-model ensemble, its mean "
     "fold-validation loss, which chose the epoch): a flat tail means training had converged.",
     "weight_histograms.png": "Weight values per layer: look for layers that stayed close to "
