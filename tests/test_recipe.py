@@ -132,6 +132,13 @@ def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_p
     )
     res = run_classification(cfg, out=tmp_path / "run")
     assert res.metrics.test_accuracy >= 0.9
+    # LeNet-5's best holds out 5% (the default and the dense net the study's 20%): sklearn's
+    # stratified split rounds the held-out count up
+    sizes = res.metrics.data
+    assert cfg.val_fraction == PRESETS["lenet5"]["best"]["val_fraction"] == 0.05
+    assert sizes.n_val == math.ceil(0.05 * (sizes.n_fit + sizes.n_val))
+    assert ClassificationConfig(model="mlp", preset="best").val_fraction == 0.2
+    assert lenet.val_fraction == COMMON["val_fraction"] == 0.2
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     fields = {k: v for k, v in saved.items() if k in asdict(cfg)}
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
