@@ -220,6 +220,8 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--batch-size", "0"], "--batch-size must be >= 1"),
         (["--betas", "0.9", "1"], "--betas must be two numbers in [0, 1)"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+        (["--val-fraction", "1"], "--val-fraction must be in (0, 1)"),
+        (["--val-fraction", "0"], "--val-fraction must be in (0, 1)"),
         (["--elastic", "-1"], "--elastic must be 0 to 100 pixels"),
         (["--elastic", "30", "--elastic-sigma", "0"], "--elastic-sigma must be 0.5 to 10 pixels"),
         (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
@@ -243,6 +245,20 @@ def test_classify_bad_data_exits_2(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz" in err and not (tmp_path / "x").exists()
+
+
+def test_class_names_option_names_the_classes(tmp_path, bars, capsys):
+    args = ["classify", "--data-dir", str(bars), "--epochs", "1", "--quiet", "--json"]
+    assert main([*args, "--class-names", "a,b,c,d,e", "--out", str(tmp_path / "r")]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["data"]["classes"] == ["a", "b", "c", "d", "e"]
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["class_names"] == ["a", "b", "c", "d", "e"] == config["classes"]
+    # Fewer names than the labels need: one line naming the labels, nothing written.
+    assert main([*args, "--class-names", "a,b", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--class-names names; expected 5 names" in err
+    assert not (tmp_path / "x").exists()
 
 
 def test_progress_reports_every_epoch(tmp_path, bars):

@@ -126,17 +126,25 @@ def _progress(args: argparse.Namespace):
     return Progress() if args.quiet else BarProgress()
 
 
-def _regression(args: argparse.Namespace) -> int:
+def _given(args: argparse.Namespace, config_class: type) -> dict[str, Any]:
+    """The options a command was given, by the config field each sets (lists as tuples): the
+    one mapping from options to a config. An option left out (None) is not passed, so the
+    config's default, or its preset's value, applies."""
     from dataclasses import fields
 
+    given = {}
+    for f in fields(config_class):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            given[f.name] = tuple(value) if isinstance(value, list) else value
+    return given
+
+
+def _regression(args: argparse.Namespace) -> int:
     from glassnet.estimators import RegressionConfig
     from glassnet.experiments.regression import run_regression
 
-    given = {}
-    for f in fields(RegressionConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:  # left out: the config's default applies
-            given[f.name] = tuple(value) if isinstance(value, list) else value
+    given = _given(args, RegressionConfig)
     cfg = RegressionConfig(**given)
     cfg.validate()  # a value out of range is told first
     unused = cfg.unused(set(given))
@@ -163,40 +171,7 @@ def _classify(args: argparse.Namespace) -> int:
     from glassnet.estimators import ClassificationConfig
     from glassnet.experiments.classification import run_classification
 
-    cfg = ClassificationConfig(
-        model=args.model,
-        preset=args.preset,
-        data_dir=args.data_dir,
-        class_names=tuple(args.class_names.split(",")) if args.class_names else None,
-        hidden=tuple(args.hidden),
-        dropout=args.dropout,  # None (not given): the preset's value
-        lr=args.lr,
-        epochs=args.epochs,
-        augment=args.augment,
-        rotate=args.rotate,
-        zoom=args.zoom,
-        elastic=args.elastic,
-        elastic_sigma=args.elastic_sigma,
-        lr_schedule=args.lr_schedule,
-        warmup=args.warmup,
-        average=args.average,
-        batch_size=args.batch_size,
-        betas=tuple(args.betas) if args.betas else None,
-        label_smoothing=args.label_smoothing,
-        precision=args.precision,
-        val_fraction=args.val_fraction,
-        search=args.search,
-        n_trials=args.n_trials,
-        pruner=args.pruner,
-        storage=args.storage,
-        study_name=args.study_name,
-        grid_lr=tuple(args.grid_lr),
-        grid_dropout=tuple(args.grid_dropout),
-        grid_epochs=tuple(args.grid_epochs),
-        max_train=args.max_train,
-        seed=args.seed,
-        device=args.device,
-    )
+    cfg = ClassificationConfig(**_given(args, ClassificationConfig))
     result = run_classification(cfg, out=_out(args, cfg.model), progress=_progress(args))
     _show_run(args, result)
     return 0

@@ -22,6 +22,10 @@ def _float(s: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
 
 
+def _names(s: str) -> tuple[str, ...]:
+    return tuple(s.split(","))
+
+
 def flag(parameter: str) -> str:
     """The option that sets a library parameter: ``batch_size`` -> ``--batch-size``."""
     return "--" + parameter.replace("_", "-")
@@ -174,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with the four IDX files, directly or under mnist/ "
         "(default: $GLASSNET_DATA, the download cache, else a 5,000-image sample)",
     )
-    c.add_argument("--class-names", metavar="NAMES", help="comma-separated class names")
+    c.add_argument(
+        "--class-names", metavar="NAMES", type=_names, help="comma-separated class names"
+    )
     c.add_argument("--hidden", type=_int, nargs="+", default=[256, 512, 256], metavar="W")
     c.add_argument(
         "--preset",

@@ -161,13 +161,14 @@ def load_idx_folder(
             f"(training labels: {', '.join(map(str, sorted(seen)))})"
         )
     n_classes = int(arrays["train_labels"].max()) + 1
+    named = "--class-names" if classes is not None else "classes.txt"
     classes = _class_names(folder, classes, n_classes)
     for split in ("train", "test"):
         y = arrays[f"{split}_labels"]
         if y.max() >= len(classes):
             raise UserError(
                 f"{paths[f'{split}_labels']}: label {int(y.max())} is beyond the "
-                f"{len(classes)} classes"
+                f"{len(classes)} classes {named} names; expected {int(y.max()) + 1} names"
             )
     return ImageData(
         arrays["train_images"],
