@@ -24,52 +24,88 @@ def _sym(a: np.ndarray) -> float:
     return float(np.abs(a).max()) or 1.0
 
 
-@styled
-def plot_conv_kernels(kernels: np.ndarray, title: str):
-    """Kernels (out, in, kh, kw) as a grid: a column per output channel, a row per input."""
-    k = np.asarray(kernels)
-    n_out, n_in = k.shape[:2]
-    fig, axes = subplots(
-        n_in, n_out, figsize=(1.5 + 0.75 * n_out, 1.1 + 0.75 * n_in), squeeze=False
-    )
-    lim = _sym(k)
-    for o in range(n_out):
-        for i in range(n_in):
-            ax = axes[i, o]
-            im = ax.imshow(k[o, i], cmap="RdBu_r", vmin=-lim, vmax=lim)
-            _bare(ax)
-            if o == 0:
-                ax.set_ylabel(f"in {i}", fontsize=8)
-            if i == 0:
-                ax.set_title(f"out {o}", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.colorbar(im, ax=axes, fraction=0.02, pad=0.01, label="weight")
-    return fig, axes
+def _tiles(panels: np.ndarray, gap: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Panels (rows, cols, h, w) tiled into one image with a ``gap``-pixel gutter of NaN (drawn
+    white), and the tiles' centre rows and columns, for tick labels.
+
+    One image on one axes instead of an axes per panel: each matplotlib axes costs tens of
+    milliseconds to make and draw, and a LeNet-5 run draws a few hundred panels.
+    """
+    rows, cols, h, w = panels.shape[:4]
+    fill = np.nan if panels.ndim == 4 else 1.0  # colours (rows, cols, h, w, 4): white
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, *panels.shape[4:]), fill)
+    for i in range(rows):
+        for j in range(cols):
+            r, c = i * (h + gap), j * (w + gap)  # the panel's top-left pixel
+            out[r : r + h, c : c + w] = panels[i, j]
+    return out, np.arange(rows) * (h + gap) + (h - 1) / 2, np.arange(cols) * (w + gap) + (w - 1) / 2
 
 
-def _bare(ax) -> None:
-    """An image panel: no ticks, no frame (labels still allowed)."""
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _colours(a: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
+    """``a`` (h, w) as RGBA (h, w, 4) through ``cmap`` on [vmin, vmax]: panels that each keep
+    their own colour scale can then share one image."""
+    norm = matplotlib.colors.Normalize(vmin, vmax)
+    return matplotlib.colormaps[cmap](norm(np.asarray(a, dtype=float)))
+
+
+def _padded(a: np.ndarray, size: int) -> np.ndarray:
+    """An RGBA panel (h, w, 4) centred on a white ``size`` x ``size`` square, first enlarged by
+    the largest whole factor that fits (each pixel a block): an 8x8 map is read at 24x24."""
+    k = max(1, size // max(a.shape[:2]))
+    a = a.repeat(k, 0).repeat(k, 1)
+    out = np.ones((size, size, 4))
+    r, c = (size - a.shape[0]) // 2, (size - a.shape[1]) // 2
+    out[r : r + a.shape[0], c : c + a.shape[1]] = a
+    return out
+
+
+def _white_nan(name: str):
+    """A colormap whose missing values (the tiles' gutters) are white."""
+    return matplotlib.colormaps[name].with_extremes(bad="white")
+
+
+def _label_tiles(ax, row_centres, row_labels, col_centres, col_labels, fontsize=8) -> None:
+    """Tile labels as tick labels: rows on the left, columns on top; no frame, no ticks."""
+    ax.set_yticks(row_centres, row_labels, fontsize=fontsize)
+    ax.set_xticks(col_centres, col_labels, fontsize=fontsize)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
     ax.set_frame_on(False)
 
 
 @styled
+def plot_conv_kernels(kernels: np.ndarray, title: str):
+    """Kernels (out, in, kh, kw) as a grid: a column per output channel, a row per input."""
+    k = np.asarray(kernels, dtype=float)
+    n_out, n_in = k.shape[:2]
+    image, rows, cols = _tiles(k.transpose(1, 0, 2, 3))  # (in, out, kh, kw): a row per input
+    fig, ax = subplots(figsize=(1.5 + 0.75 * n_out, 1.1 + 0.75 * n_in))
+    lim = _sym(k)
+    im = ax.imshow(image, cmap=_white_nan("RdBu_r"), vmin=-lim, vmax=lim)
+    _label_tiles(ax, rows, [f"in {i}" for i in range(n_in)], cols,
+                 [f"out {o}" for o in range(n_out)])  # fmt: skip
+    fig.suptitle(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="weight")
+    return fig, ax
+
+
+@styled
 def plot_feature_maps(image: np.ndarray, maps: dict[str, np.ndarray], max_channels: int = 16):
-    """The input image, then a row per conv layer with each channel's response to it."""
+    """The input image, then a row per conv layer with each channel's response to it (maps
+    smaller than the input are enlarged by whole pixels; each layer on its own colour scale)."""
+    image = np.asarray(image, dtype=float).squeeze()
+    size = image.shape[0]
     n_cols = 1 + min(max_channels, max(m.shape[0] for m in maps.values()))
-    fig, axes = subplots(
-        len(maps), n_cols, figsize=(1.15 * n_cols, 1.45 * len(maps)), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for r, (name, m) in enumerate(maps.items()):
-        axes[r, 0].imshow(np.asarray(image).squeeze(), cmap="gray_r")
-        axes[r, 0].set_title("input", fontsize=8)
-        lim = _sym(m)
-        for c in range(min(max_channels, m.shape[0])):
-            axes[r, c + 1].imshow(m[c], cmap="RdBu_r", vmin=-lim, vmax=lim)
-            axes[r, c + 1].set_title(f"{name}[{c}]", fontsize=7)
+    fig, axes = subplots(len(maps), 1, figsize=(1.15 * n_cols, 1.45 * len(maps)), squeeze=False)
+    shown = _padded(_colours(image, "gray_r", image.min(), image.max()), size)
+    for ax, (name, m) in zip(axes[:, 0], maps.items()):
+        lim, n = _sym(m), min(max_channels, m.shape[0])
+        row = [shown] + [_padded(_colours(m[c], "RdBu_r", -lim, lim), size) for c in range(n)]
+        row += [np.ones_like(shown)] * (n_cols - len(row))  # a shorter row ends in white
+        tiled, _, cols = _tiles(np.stack(row)[None], gap=3)
+        ax.imshow(tiled)
+        _label_tiles(ax, [], [], cols[: n + 1], ["input"] + [f"{name}[{c}]" for c in range(n)],
+                     fontsize=7)  # fmt: skip
     fig.suptitle(
         "Feature maps: each conv channel's response to one digit (red +, blue -)", fontsize=10
     )
@@ -104,28 +140,23 @@ def plot_class_maps(maps: np.ndarray, classes: Sequence[str], title: str, cols: 
 
 @styled
 def plot_saliency_grid(images: np.ndarray, rows: dict[str, np.ndarray], titles: Sequence[str]):
-    """Columns are input images; the first row shows them, each further row one attribution."""
+    """Columns are input images; the first row shows them, each further row one attribution
+    (each panel on its own colour scale, zero white)."""
     n = len(images)
-    fig, axes = subplots(
-        1 + len(rows), n, figsize=(1.5 * n + 1.2, 1.6 * (1 + len(rows))), squeeze=False
-    )
-    for ax in axes.flat:
-        _bare(ax)
-    for j in range(n):
-        axes[0, j].imshow(np.asarray(images[j]).squeeze(), cmap="gray_r")
-        axes[0, j].set_title(titles[j], fontsize=8)
-    axes[0, 0].set_ylabel("input", fontsize=8)
-    for r, (name, att) in enumerate(rows.items(), start=1):
-        axes[r, 0].set_ylabel(name, fontsize=8)
-        for j in range(n):
-            a = np.asarray(att[j]).squeeze()
-            lim = _sym(a)
-            axes[r, j].imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig, ax = subplots(figsize=(1.5 * n + 1.2, 1.6 * (1 + len(rows))))
+    shown = [np.asarray(im, dtype=float).squeeze() for im in images]
+    panels = [[_colours(im, "gray_r", im.min(), im.max()) for im in shown]]
+    for att in rows.values():
+        maps = [np.asarray(a, dtype=float).squeeze() for a in att]
+        panels.append([_colours(a, "RdBu_r", -_sym(a), _sym(a)) for a in maps])
+    tiled, row_centres, col_centres = _tiles(np.array(panels), gap=3)
+    ax.imshow(tiled)
+    _label_tiles(ax, row_centres, ["input", *rows], col_centres, list(titles))
     fig.suptitle(
         "What the prediction depends on (red: raises the class score, blue: lowers it)", fontsize=10
     )
     fig.tight_layout()
-    return fig, axes
+    return fig, ax
 
 
 @styled

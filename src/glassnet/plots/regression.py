@@ -79,7 +79,9 @@ def plot_weight_histograms(layers: Sequence[LayerWeights], bins: int = 60):
     fig, axes = subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, lw in zip(axes.flat, layers):
         s = lw.stats()
-        ax.hist(lw.weights, bins=bins, color=STYLE["train"], alpha=0.85)
+        counts, edges = np.histogram(lw.weights, bins=bins)
+        # one filled outline, not a patch per bin: the same picture, drawn far faster
+        ax.stairs(counts, edges, fill=True, color=STYLE["train"], alpha=0.85)
         shape = "x".join(map(str, lw.shape))
         ax.set_title(f"{lw.name} ({shape})\nmean {s['mean']:.3f}, std {s['std']:.3f}", fontsize=9)
         ax.set_xlabel("weight value")
