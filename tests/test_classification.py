@@ -222,6 +222,7 @@ def test_predict_images(tmp_path, bars, capsys):
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
         (["--val-fraction", "1"], "--val-fraction must be in (0, 1)"),
         (["--val-fraction", "0"], "--val-fraction must be in (0, 1)"),
+        (["--keep", "first"], "argument --keep: invalid choice: 'first'"),
         (["--elastic", "-1"], "--elastic must be 0 to 100 pixels"),
         (["--elastic", "30", "--elastic-sigma", "0"], "--elastic-sigma must be 0.5 to 10 pixels"),
         (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),

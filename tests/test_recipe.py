@@ -98,14 +98,15 @@ def test_weight_average_is_the_ema_of_the_steps_and_is_what_validation_scores():
     assert not torch.equal(state["weight"], net.module_.weight)  # the raw weights differ
 
 
-def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars):
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars, keep):
     cfg = ClassificationConfig(
-        data_dir=str(bars), hidden=(16,), epochs=6, batch_size=32, device="cpu"
+        data_dir=str(bars), hidden=(16,), epochs=6, batch_size=32, device="cpu", keep=keep
     )
     assert cfg.average == COMMON["average"] > 0
     res = run_classification(cfg, out=tmp_path / "run")
     net = res.net
-    # The best epoch's validation accuracy, recomputed from the saved weights, is the one the
+    # The kept epoch's validation accuracy, recomputed from the saved weights, is the one the
     # history recorded: the saved model is the averaged one that validation scored.
     module, _ = load_classifier(tmp_path / "run")
     valid = net.train_split.keywords["valid_ds"]  # the fixed validation split
@@ -114,6 +115,32 @@ def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars):
         acc = (module(torch.as_tensor(x_val)).argmax(1).numpy() == y_val).mean()
     assert acc == pytest.approx(res.metrics.val_accuracy)
     assert res.metrics.test_accuracy >= 0.9
+    kept = net.history[res.metrics.best_epoch - 1]
+    assert acc == pytest.approx(kept["valid_acc"])
+    if keep == "last":
+        assert res.metrics.best_epoch == 6
+    else:  # the best epoch; ties to the lower validation loss
+        scores = [(r["valid_acc"], -r["valid_loss"]) for r in net.history]
+        assert res.metrics.best_epoch == 1 + scores.index(max(scores))
+
+
+def test_best_weights_keeps_the_best_or_the_last_epoch():
+    from glassnet.training import BestWeights
+
+    class Net:  # what the callback reads: the history and the state validation scored
+        history: list = []
+
+        def validated_state(self):
+            return {"epoch": torch.tensor(self.history[-1]["epoch"])}
+
+    rows = [(1, 0.9, 0.3), (2, 0.8, 0.5), (3, 0.9, 0.2), (4, 0.85, 0.4)]  # (epoch, acc, loss)
+    for keep, kept, at_two in [("best", 3, 1), ("last", 4, 2)]:
+        cb, net = BestWeights(budgets=(2,), keep=keep).initialize(), Net()
+        for epoch, acc, loss in rows:
+            net.history = [*net.history, {"epoch": epoch, "valid_acc": acc, "valid_loss": loss}]
+            cb.on_epoch_end(net)
+        assert cb.best_epoch_ == kept and int(cb.best_state_["epoch"]) == kept
+        assert cb.snapshots_[2]["epoch"] == at_two  # "what if we had trained 2 epochs"
 
 
 def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_path, bars):
@@ -139,10 +166,15 @@ def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_p
     assert sizes.n_val == math.ceil(0.05 * (sizes.n_fit + sizes.n_val))
     assert ClassificationConfig(model="mlp", preset="best").val_fraction == 0.2
     assert lenet.val_fraction == COMMON["val_fraction"] == 0.2
+    assert (cfg.keep, lenet.keep) == ("last", COMMON["keep"]) == ("last", "best")
+    assert res.metrics.best_epoch == 4  # the last epoch's weights
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     fields = {k: v for k, v in saved.items() if k in asdict(cfg)}
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     assert ClassificationConfig(**fields) == cfg
+    saved.pop("keep")  # as a run folder from before the setting: it kept the best epoch
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    assert ClassificationConfig.from_run(tmp_path / "run").keep == "best"
 
 
 def test_bad_preset_is_one_line(tmp_path, capsys):

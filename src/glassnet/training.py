@@ -292,10 +292,14 @@ class BestWeights(Callback):
     Ties go to the lower validation loss. At the end of training the best weights are loaded
     back into the module; ``snapshots[e]`` holds the best state seen within the first ``e``
     epochs for each ``e`` in ``budgets``, so one run answers "what if we had trained e epochs".
+    ``keep="last"`` keeps the last epoch's weights instead (validation is still scored and
+    reported): for a schedule that ends at a rate of zero, where the last epochs differ by less
+    than a small validation split can tell, and picking among them would pick noise.
     """
 
-    def __init__(self, budgets: tuple[int, ...] = ()) -> None:
+    def __init__(self, budgets: tuple[int, ...] = (), keep: str = "best") -> None:
         self.budgets = budgets
+        self.keep = keep
 
     def initialize(self):
         self.best_key_: tuple[float, float] | None = None
@@ -307,7 +311,7 @@ class BestWeights(Callback):
     def on_epoch_end(self, net, **kwargs) -> None:
         row = net.history[-1]
         key = (row["valid_acc"], -row["valid_loss"])
-        if self.best_key_ is None or key > self.best_key_:
+        if self.keep == "last" or self.best_key_ is None or key > self.best_key_:
             self.best_key_ = key
             self.best_epoch_ = row["epoch"]
             self.best_state_ = net.validated_state()

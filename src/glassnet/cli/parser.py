@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
     from glassnet.estimators import (
         FOLDS,
+        KEEPS,
         MODELS,
         PRESETS,
         SEARCHES,
@@ -245,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_float,
         metavar="F",
         help="spread this fraction of each target over all classes (preset: 0)",
+    )
+    c.add_argument(
+        "--keep",
+        choices=KEEPS,
+        help="the weights the run keeps: best (the epoch validation scores best; the presets') "
+        "or last (the last epoch's; lenet5 best)",
     )
     c.add_argument(
         "--precision",

@@ -2,6 +2,7 @@
 
 from glassnet.estimators.classification import (
     COMMON,
+    KEEPS,
     MODELS,
     PRESETS,
     ClassificationConfig,
@@ -26,6 +27,7 @@ __all__ = [
     "COMMON",
     "COMMON_FIELDS",
     "FOLDS",
+    "KEEPS",
     "MODELS",
     "PRESETS",
     "SEARCHES",
