@@ -209,8 +209,8 @@ def search_efficiency() -> str:
     return "\n".join(out)
 
 
-def commands() -> str:
-    res = _load("commands")
+def commands(name: str = "commands") -> str:
+    res = _load(name)
     out = [_written(res) + f", `{res['command']}`; seed 0, the test set used once "
            "per row, at its end.", "",
            "| command | test accuracy | target | validation | best epoch | wall seconds |",
@@ -361,10 +361,13 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "augment_cost": augment_cost,
     "lenet_presets": lambda: _lenet("lenet_presets"),
     "lenet_presets_tune": lambda: _lenet("lenet_presets_tune"),
+    "lenet_presets_best": lambda: _lenet("lenet_presets_best"),
+    "lenet_presets_best_last": lambda: _lenet("lenet_presets_best_last"),
     "engine_ab": engine_ab,
     "time_to_accuracy": time_to_accuracy,
     "regression_search": regression_search,
     "commands": commands,
+    "commands_mlp_best": lambda: commands("commands_mlp_best"),
     "search_efficiency": search_efficiency,
     "regression_quality": regression_quality,
     "regression_quality_dev": regression_quality_dev,
