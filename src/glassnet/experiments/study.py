@@ -68,7 +68,7 @@ def study_configs(
     else:
         reg = RegressionConfig(data_dir=data_dir, seed=seed, device=device)
         # The study's architectures with the "best" preset: one model each, augmented, in
-        # under 10 minutes each on two cores. The study's own grid search stays available
+        # about 6 and 10 minutes on two cores. The study's own grid search stays available
         # as `glassnet classify --search grid`.
         mlp = ClassificationConfig(
             model="mlp", preset="best", data_dir=data_dir, seed=seed, device=device
