@@ -265,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--val-fraction",
         type=_float,
         metavar="F",
-        help="hold out this fraction of the training images to choose the epoch "
-        "(preset: 0.2, the study's; lenet5 best 0.05)",
+        help="hold out this fraction of the training images to validate each epoch (and "
+        "choose it, with --keep best; preset: 0.2, the study's; lenet5 best 0.05)",
     )
     c.add_argument(
         "--search",
