@@ -25,15 +25,14 @@ def _sym(a: np.ndarray) -> float:
 
 
 def _tiles(panels: np.ndarray, gap: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Panels (rows, cols, h, w) tiled into one image with a ``gap``-pixel gutter of NaN (drawn
-    white), and the tiles' centre rows and columns, for tick labels.
+    """RGBA panels (rows, cols, h, w, 4) tiled into one image with a ``gap``-pixel white
+    gutter, and the tiles' centre rows and columns, for tick labels.
 
     One image on one axes instead of an axes per panel: each matplotlib axes costs tens of
     milliseconds to make and draw, and a LeNet-5 run draws a few hundred panels.
     """
     rows, cols, h, w = panels.shape[:4]
-    fill = np.nan if panels.ndim == 4 else 1.0  # colours (rows, cols, h, w, 4): white
-    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, *panels.shape[4:]), fill)
+    out = np.ones((rows * (h + gap) - gap, cols * (w + gap) - gap, 4))  # white
     for i in range(rows):
         for j in range(cols):
             r, c = i * (h + gap), j * (w + gap)  # the panel's top-left pixel
@@ -42,8 +41,8 @@ def _tiles(panels: np.ndarray, gap: int = 1) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _colours(a: np.ndarray, cmap: str, vmin: float, vmax: float) -> np.ndarray:
-    """``a`` (h, w) as RGBA (h, w, 4) through ``cmap`` on [vmin, vmax]: panels that each keep
-    their own colour scale can then share one image."""
+    """``a`` (..., h, w) as RGBA (..., h, w, 4) through ``cmap`` on [vmin, vmax]: panels that
+    each keep their own colour scale can then share one image."""
     norm = matplotlib.colors.Normalize(vmin, vmax)
     return matplotlib.colormaps[cmap](norm(np.asarray(a, dtype=float)))
 
@@ -57,11 +56,6 @@ def _padded(a: np.ndarray, size: int) -> np.ndarray:
     r, c = (size - a.shape[0]) // 2, (size - a.shape[1]) // 2
     out[r : r + a.shape[0], c : c + a.shape[1]] = a
     return out
-
-
-def _white_nan(name: str):
-    """A colormap whose missing values (the tiles' gutters) are white."""
-    return matplotlib.colormaps[name].with_extremes(bad="white")
 
 
 def _label_tiles(ax, row_centres, row_labels, col_centres, col_labels, fontsize=8) -> None:
@@ -78,14 +72,16 @@ def plot_conv_kernels(kernels: np.ndarray, title: str):
     """Kernels (out, in, kh, kw) as a grid: a column per output channel, a row per input."""
     k = np.asarray(kernels, dtype=float)
     n_out, n_in = k.shape[:2]
-    image, rows, cols = _tiles(k.transpose(1, 0, 2, 3))  # (in, out, kh, kw): a row per input
+    lim = _sym(k)  # one scale for every kernel: their weights compare
+    rgba = _colours(k.transpose(1, 0, 2, 3), "RdBu_r", -lim, lim)  # (in, out, kh, kw, 4)
+    image, rows, cols = _tiles(rgba)  # a row per input channel, a column per output
     fig, ax = subplots(figsize=(1.5 + 0.75 * n_out, 1.1 + 0.75 * n_in))
-    lim = _sym(k)
-    im = ax.imshow(image, cmap=_white_nan("RdBu_r"), vmin=-lim, vmax=lim)
+    ax.imshow(image)
     _label_tiles(ax, rows, [f"in {i}" for i in range(n_in)], cols,
                  [f"out {o}" for o in range(n_out)])  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="weight")
+    scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(-lim, lim), "RdBu_r")
+    fig.colorbar(scale, ax=ax, fraction=0.02, pad=0.01, label="weight")
     return fig, ax
 
 
