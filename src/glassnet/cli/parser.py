@@ -52,6 +52,7 @@ class _Devices:
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
     from glassnet.estimators import (
+        COMMON,
         FOLDS,
         KEEPS,
         MODELS,
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         RegressionConfig,
     )
     from glassnet.models import ACTIVATIONS
+
+    lenet_best = PRESETS["lenet5"]["best"]  # the help's preset values: read, never copied
     from glassnet.search.studies import PRUNERS
     from glassnet.training import PRECISIONS
 
@@ -250,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--keep",
         choices=KEEPS,
-        help="the weights the run keeps: best (the epoch validation scores best; the presets') "
-        "or last (the last epoch's; lenet5 best)",
+        help="the weights the run keeps: best (the epoch validation scores best) or last (the "
+        f"last epoch's); preset: {COMMON['keep']}, lenet5 best {lenet_best['keep']}",
     )
     c.add_argument(
         "--precision",
@@ -266,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_float,
         metavar="F",
         help="hold out this fraction of the training images to validate each epoch (and "
-        "choose it, with --keep best; preset: 0.2, the study's; lenet5 best 0.05)",
+        f"choose it, with --keep best); preset: {COMMON['val_fraction']:g}, the study's; "
+        f"lenet5 best {lenet_best['val_fraction']:g}",
     )
     c.add_argument(
         "--search",

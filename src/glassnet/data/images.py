@@ -168,7 +168,7 @@ def load_idx_folder(
         if y.max() >= len(classes):
             raise UserError(
                 f"{paths[f'{split}_labels']}: label {int(y.max())} is beyond the "
-                f"{len(classes)} classes {named} names; expected {int(y.max()) + 1} names"
+                f"{len(classes)} classes that {named} names; expected {int(y.max()) + 1} names"
             )
     return ImageData(
         arrays["train_images"],
