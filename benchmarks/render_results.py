@@ -134,13 +134,11 @@ def regression_probes() -> str:
     arms = [("shipped default", shipped)] + [
         (", ".join(f"{k}={v:g}" for k, v in r["overrides"].items()), r) for r in probes
     ]
-    def cover(res: dict, row: dict | None) -> float:
-        """Coverage of the band as computed (width 1, as the probes ran, before band_scale)."""
-        if row is None:
-            widths = res.get("median_coverage_by_band_scale")
-            return widths["1"] if widths else res["median_band_coverage"]
-        widths = row.get("default_coverage_by_band_scale")
-        return widths["1"] if widths else row["default_band_coverage"]
+    def cover(row: dict, kind: str) -> float:
+        """Coverage of the band as computed (width 1, as the probes ran, before band_scale):
+        a run's row (``kind`` "default") or a panel's medians ("median")."""
+        widths = row.get(f"{kind}_coverage_by_band_scale")
+        return widths["1"] if widths else row[f"{kind}_band_coverage"]
 
     out = [f"Development seeds {shipped['seed0']}-{shipped['seed0'] + len(shipped['rows']) - 1}"
            " only; ratio to the GP (band coverage of the band as computed, before the 1.25 "
@@ -152,10 +150,10 @@ def regression_probes() -> str:
         for _, res in arms:
             r = res["rows"][i]
             assert r["function"] == row["function"]
-            cells.append(f"{r['ratio_default_to_gp']:.2f} ({_pct(cover(res, r))})")
+            cells.append(f"{r['ratio_default_to_gp']:.2f} ({_pct(cover(r, 'default'))})")
         out.append(f"| {row['function']} | " + " | ".join(cells) + " |")
     out.append("| **median** | " + " | ".join(
-        f"**{r['median_ratio']:.2f}** ({_pct(cover(r, None))}; GP "
+        f"**{r['median_ratio']:.2f}** ({_pct(cover(r, 'median'))}; GP "
         f"{_pct(r['median_gp_band_coverage'])})" for _, r in arms) + " |")  # fmt: skip
     out.append("| worst | " + " | ".join(f"{r['worst_ratio']:.2f}" for _, r in arms) + " |")
     return "\n".join(out)
