@@ -39,7 +39,7 @@ SETS = {
     "lenet5-best": [(["classify", "--model", "lenet5", "--preset", "best"], 0.994)],
     "reproduce": [(["reproduce", "--quick"], None)],
 }
-SMOKE = {"mnist-default": [(["classify", "--model", "mlp", "--epochs", "1"], None)]}
+SMOKE = {"mnist-default": [(["classify", "--model", "mlp", "--epochs", "1", "--no-figures"], None)]}
 
 
 def run(args: list[str], data: str | None, seed: int, out: Path, target: float | None) -> dict:

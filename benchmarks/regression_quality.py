@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     study_rows = []
     if args.study_data:  # first, on a quiet machine: its wall time is a target
         extra = [] if not args.smoke else ["--members", "1", "--ensemble-epochs", "20",
-                                           "--hidden", "16", "8"]  # fmt: skip
+                                           "--hidden", "16", "8", "--no-figures"]  # fmt: skip
         study_rows.append(_study_data_row(args.study_data, extra))
         if args.pipeline_on_study_data:
             study_rows.append(_study_data_row(args.study_data, ["--search", "random"]))

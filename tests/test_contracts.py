@@ -18,6 +18,7 @@ from glassnet.data.idx import write_idx
 from glassnet.data.images import MNIST_FILES, load_idx_folder
 from glassnet.errors import UserError
 from glassnet.estimators import (
+    SEARCHES,
     ClassificationConfig,
     RegressionConfig,
     build_module,
@@ -97,13 +98,38 @@ def test_rerun_repeats_a_regression_run(tmp_path, fast_cfg):
     first = run_regression(cfg, out=tmp_path / "a")
     again_cfg = RegressionConfig.from_run(tmp_path / "a")
     assert again_cfg == cfg
-    again = run_regression(again_cfg, out=tmp_path / "b")
+    # drawn again without its figures: the same numbers, no PNG
+    again = run_regression(replace(again_cfg, figures=False), out=tmp_path / "b")
     for key in ("train_mse", "test_mse", "cv_mse", "best_params"):
         assert getattr(again.metrics, key) == getattr(first.metrics, key), key
+    assert list((tmp_path / "a").glob("*.png")) and not list((tmp_path / "b").glob("*.png"))
     other = run_regression(replace(cfg, seed=1), out=tmp_path / "c")  # the seed is used
     assert other.metrics.test_mse != first.metrics.test_mse
     with pytest.raises(UserError, match="not a run of a ClassificationConfig"):
         ClassificationConfig.from_run(tmp_path / "a")
+
+
+def test_no_figures_changes_nothing_but_the_pngs(tmp_path, bars, capsys):
+    from glassnet.report import build_report
+
+    cfg = ClassificationConfig(data_dir=str(bars), hidden=(8,), epochs=2, device="cpu")
+    drawn = run_classification(cfg, out=tmp_path / "a").metrics.to_json()
+    args = ["--data-dir", str(bars), "--hidden", "8", "--epochs", "2", "--device", "cpu"]
+    assert main(["classify", *args, "--no-figures", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    bare = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    timings = ("seconds", "train_seconds", "seconds_per_epoch")
+    assert {k: v for k, v in bare.items() if k not in timings} == {
+        k: v for k, v in drawn.items() if k not in timings
+    }
+    a, b = (torch.load(tmp_path / r / "weights.pt", weights_only=True) for r in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(list((tmp_path / "a").glob("*.png"))) >= 5
+    assert not list((tmp_path / "b").glob("*.png"))
+    assert ClassificationConfig.from_run(tmp_path / "b").figures is False  # resume keeps it
+    html = build_report([tmp_path / "b"], tmp_path / "r.html").read_text()
+    assert f"{bare['test_accuracy']:.2%}" in html  # its numbers, without pictures
+    # regression takes it with any search: not an option one search ignores
+    assert all(not RegressionConfig(search=s).unused({"figures"}) for s in SEARCHES)
 
 
 def test_rerun_of_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):

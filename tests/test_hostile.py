@@ -216,8 +216,8 @@ def _tpe_args(small_csvs, out, storage, *extra):
     tr, te = small_csvs
     return ["regression", "--train", str(tr), "--test", str(te), "--hidden", "16", "8",
             "--cv", "3", "--search", "tpe", "--trial-batch", "2", "--max-epochs", "60",
-            "--pruner", "none", "--storage", storage, "--quiet", "--json", "--out", str(out),
-            *extra]  # fmt: skip
+            "--pruner", "none", "--storage", storage, "--no-figures", "--quiet", "--json",
+            "--out", str(out), *extra]  # fmt: skip
 
 
 def test_read_only_study_database_is_one_line(small_csvs, tmp_path, capsys):

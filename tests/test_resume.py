@@ -71,8 +71,8 @@ def digits(tmp_path_factory):
 
 def _args(data, out, *extra):
     return [
-        "classify", "--data-dir", str(data), "--hidden", "64", "--epochs", "20",
-        "--batch-size", "32", "--quiet", "--json", "--out", str(out), *extra,
+        "classify", "--data-dir", str(data), "--hidden", "64", "--epochs", "12",
+        "--batch-size", "32", "--no-figures", "--quiet", "--json", "--out", str(out), *extra,
     ]  # fmt: skip
 
 
@@ -114,9 +114,8 @@ def _wait_for_epochs(out, n, proc, limit=120.0):
 @pytest.fixture(scope="module")
 def uninterrupted(digits, tmp_path_factory):
     out = tmp_path_factory.mktemp("u") / "run"
-    r = _glassnet(*_args(digits, out))
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)["metrics"]
+    assert main(_args(digits, out)) == 0  # in this process: the killed runs are the real ones
+    return json.loads((out / "metrics.json").read_text())
 
 
 @pytest.mark.slow

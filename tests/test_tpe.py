@@ -153,7 +153,7 @@ def _cli(small_csvs, out, *extra):
     tr, te = small_csvs
     return ["regression", "--train", str(tr), "--test", str(te), "--hidden", "16", "8",
             "--cv", "3", "--search", "tpe", "--max-epochs", "40", "--n-trials", "6",
-            "--quiet", "--json", "--out", str(out), *extra]  # fmt: skip
+            "--no-figures", "--quiet", "--json", "--out", str(out), *extra]  # fmt: skip
 
 
 def test_cli_tpe_leaves_a_study_and_refits_it_with_zero_trials(small_csvs, tmp_path, capsys):
@@ -203,7 +203,7 @@ def test_classify_tpe_prunes_by_validation_accuracy(tmp_path, capsys):
 
     data = make_idx_folder(tmp_path / "bars", n_train=200, n_test=50, n_classes=5)
     args = ["classify", "--data-dir", str(data), "--hidden", "16", "--epochs", "4",
-            "--search", "tpe", "--n-trials", "6", "--quiet", "--json"]  # fmt: skip
+            "--search", "tpe", "--n-trials", "6", "--no-figures", "--quiet", "--json"]  # fmt: skip
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     m = json.loads(capsys.readouterr().out)["metrics"]
     assert set(m["best_params"]) == {"lr", "dropout", "batch_size", "epochs"}

@@ -69,7 +69,7 @@ def _worker(small_csvs, out, url):
     args = ["regression", "--train", str(tr), "--test", str(te), "--hidden", "64", "32",
             "--cv", "3", "--search", "tpe", "--trial-batch", "2", "--max-epochs", "400",
             "--pruner", "none", "--n-trials", "4", "--storage", url, "--study-name", "lost",
-            "--quiet", "--json", "--out", str(out)]  # fmt: skip
+            "--no-figures", "--quiet", "--json", "--out", str(out)]  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "glassnet", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 

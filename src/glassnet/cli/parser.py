@@ -382,3 +382,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<UTC time>-<kind>)")
     _output(g)
+    if p.prog.split()[-1] != "reproduce":  # reproduce's report is its figures
+        g.add_argument("--no-figures", dest="figures", action="store_const", const=False,
+                       help="draw no PNGs: metrics, weights and history only (a sweep's runs; "
+                       "the report shows their numbers)")  # fmt: skip

@@ -169,6 +169,7 @@ class ClassificationConfig:
     max_train: int | None = None  # use only this many training images (quick runs)
     seed: int = 0
     device: str = "auto"
+    figures: bool = True  # draw the PNGs; False: metrics, weights and history only (sweeps)
 
     def __post_init__(self) -> None:
         preset = {**COMMON, **PRESETS.get(self.model, {}).get(self.preset, {})}

@@ -61,7 +61,7 @@ class Search:
 
 # Settings every search uses (the data, the net, the seed, where it runs, what figures show).
 COMMON_FIELDS = ("train", "test", "data_dir", "hidden", "activation", "search", "seed",
-                 "device", "probe_x", "batch_size")  # fmt: skip
+                 "device", "probe_x", "batch_size", "figures")  # fmt: skip
 SEARCHES: dict[str, Search] = {
     "deep-ensemble": Search(
         "the default: --members nets from different seeds trained together on all the data "
@@ -142,6 +142,7 @@ class RegressionConfig:
     device: str = "auto"  # auto | cpu | cuda
     epoch_choices: tuple[int, ...] = (100, 250, 500, 1000)  # epochs the study's search draws
     probe_x: tuple[float, ...] = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
+    figures: bool = True  # draw the PNGs; False: metrics, weights and history only (sweeps)
     # --search tpe: trials this process runs (0: refit the study's best), trained `trial_batch`
     # at a time up to max_epochs; the pruner; the Optuna storage URL (None: optuna.db in the
     # run folder) and study name. Chosen on seeds 100-102 (benchmarks/RESULTS.md).

@@ -56,8 +56,6 @@ def run_classification(
     Every epoch leaves a checkpoint in the partial folder; ``resume=True`` continues the
     interrupted run bound for ``out`` from its last one and ends as the uninterrupted run would.
     """
-    from glassnet.plots.classification_run import classification_figures
-
     progress = progress or Progress()
     cfg.validate()
     data = load_images(cfg.data_dir, cfg.class_names, seed=cfg.seed)
@@ -83,9 +81,13 @@ def run_classification(
             run.csv("grid_results.csv" if cfg.search == "grid" else "trials.csv", table)
         run.weights(net.module_)
         best_epoch = best_of(net).best_epoch_
-        classification_figures(run.figure, net, data, pred, metrics.confusion_matrix, best_epoch)
-        if grid_rows:
-            _search_figures(run, cfg, grid_rows)
+        if cfg.figures:
+            from glassnet.plots.classification_run import classification_figures
+
+            classification_figures(run.figure, net, data, pred, metrics.confusion_matrix,
+                                   best_epoch)  # fmt: skip
+            if grid_rows:
+                _search_figures(run, cfg, grid_rows)
         metrics.seconds = round(time.perf_counter() - t0, 2)
         write_hparams(run.file("tensorboard"), config, metrics.to_json())
         run.json("metrics.json", metrics.to_json())  # last: its presence marks a complete run

@@ -100,8 +100,6 @@ def _evaluate_and_draw(cfg: RegressionConfig, data: RegressionData, fit: Fit,
                        run: RunWriter) -> RegressionMetrics:  # fmt: skip
     """The test set's one use, the Gaussian-process baseline, and everything the run folder
     holds but metrics.json: history, curves, the search table, weights and figures."""
-    from glassnet.plots.regression_run import regression_figures
-
     gp = fit_gaussian_process(data.x_train, data.y_train, cfg.seed)  # the baseline
     grid = input_grid(data)
     band = fold_band(fit.members, grid) if fit.members is not None else None
@@ -115,6 +113,10 @@ def _evaluate_and_draw(cfg: RegressionConfig, data: RegressionData, fit: Fit,
     write_curves(run.file("tensorboard"), history, lr, fit.model)
     run.csv("cv_results.csv", fit.cv_rows)
     run.weights(fit.model)
+    if not cfg.figures:
+        return metrics
+    from glassnet.plots.regression_run import regression_figures  # matplotlib: only to draw
+
     regression_figures(run.figure, fit.model, data, grid, band, gp.predict(grid)[:2],
                        fit.curves, fit.curve_epochs, find_gaps(data.x_train), cfg.probe_x,
                        fit.band_label)  # fmt: skip
