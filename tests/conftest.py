@@ -39,7 +39,8 @@ def small_csvs(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def fast_cfg(small_csvs) -> RegressionConfig:
-    """A regression config that trains in about a second: small net, few epochs, 2 folds."""
+    """A regression config that trains in about a second: small net, few epochs, 2 folds, no
+    figures (a test that looks at them asks for them)."""
     tr, te = small_csvs
     return RegressionConfig(
         train=str(tr),
@@ -55,6 +56,7 @@ def fast_cfg(small_csvs) -> RegressionConfig:
         weight_decay=0.0,
         probe_x=(-1.0, 0.0, 1.0),
         device="cpu",
+        figures=False,
     )
 
 
@@ -120,7 +122,7 @@ def postgres_url():
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
     """Finished runs trained in seconds, shared by the tests that read runs back: a deep
-    ensemble, the study's single net, and both classifiers."""
+    ensemble, the study's single net, and both classifiers (no figures: none is looked at)."""
     from glassnet.estimators import ClassificationConfig
     from glassnet.experiments.classification import run_classification
     from glassnet.experiments.regression import run_regression
@@ -129,9 +131,11 @@ def tiny_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny_runs")
     data = make_idx_folder(root / "data", n_train=120, n_test=30, n_classes=3)
-    ens = RegressionConfig(search="deep-ensemble", members=2, ensemble_epochs=200, device="cpu")
-    one = RegressionConfig(search="none", hidden=(16, 8), epochs=20, cv=2, device="cpu")
-    cls = dict(data_dir=str(data), epochs=1, batch_size=32, device="cpu")
+    ens = RegressionConfig(search="deep-ensemble", members=2, ensemble_epochs=200, device="cpu",
+                           figures=False)  # fmt: skip
+    one = RegressionConfig(search="none", hidden=(16, 8), epochs=20, cv=2, device="cpu",
+                           figures=False)  # fmt: skip
+    cls = dict(data_dir=str(data), epochs=1, batch_size=32, device="cpu", figures=False)
     return {
         "ensemble": run_regression(ens, root / "ens").run_dir,
         "single": run_regression(one, root / "one").run_dir,

@@ -150,6 +150,7 @@ def test_grid_reads_epochs_off_one_run(tmp_path, bars):
         grid_dropout=(0.0,),
         grid_epochs=(1, 3),
         device="cpu",
+        figures=False,  # the grid's figures: test_search_views
     )
     res = run_classification(cfg, out=tmp_path / "g")
     rows = (tmp_path / "g" / "grid_results.csv").read_text().strip().splitlines()
@@ -304,7 +305,8 @@ def test_betas_reach_adam_and_old_runs_keep_adams_own(tmp_path, bars):
         cfg = ClassificationConfig(model="lenet5", betas=betas)
         net = make_classifier(cfg, 2, 100, valid).initialize()
         assert net.optimizer_.param_groups[0]["betas"] == cfg.betas
-    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), betas=(0.5, 0.6))
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), betas=(0.5, 0.6),
+                               figures=False)
     run_classification(cfg, out=tmp_path / "r")
     assert ClassificationConfig.from_run(tmp_path / "r").betas == (0.5, 0.6)
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
@@ -332,7 +334,8 @@ def test_label_smoothing_is_cross_entropy_against_smoothed_targets(tmp_path, bar
         PRESETS["lenet5"]["default"]["label_smoothing"]
     )  # the preset's, else everyone's
     assert ClassificationConfig(model="mlp").label_smoothing == COMMON["label_smoothing"]
-    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), label_smoothing=0.2)
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), label_smoothing=0.2,
+                               figures=False)
     run_classification(cfg, out=tmp_path / "r")
     assert ClassificationConfig.from_run(tmp_path / "r").label_smoothing == 0.2
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
@@ -385,7 +388,8 @@ def test_elastic_reaches_the_training_loader_and_old_runs_keep_none(tmp_path, ba
     assert (params["iterator_train__elastic"], params["iterator_train__elastic_sigma"]) == (20, 3)
     plain = make_classifier(ClassificationConfig(model="lenet5"), 3, 100, valid)
     assert plain.iterator_train is not AugmentLoader  # the default moves nothing
-    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), elastic=10.0)
+    cfg = ClassificationConfig(data_dir=str(bars), epochs=1, hidden=(8,), elastic=10.0,
+                               figures=False)
     run_classification(cfg, out=tmp_path / "r")
     assert ClassificationConfig.from_run(tmp_path / "r").elastic == 10.0
     saved = json.loads((tmp_path / "r" / "config.json").read_text())

@@ -82,7 +82,8 @@ def test_predict_names_the_class_of_a_drawn_picture(tmp_path, capsys):
 @pytest.mark.slow
 def test_rerun_repeats_a_classification_run(tmp_path, bars, capsys):
     cfg = ClassificationConfig(
-        model="lenet5", data_dir=str(bars), epochs=2, batch_size=32, device="cpu", seed=4
+        model="lenet5", data_dir=str(bars), epochs=2, batch_size=32, device="cpu", seed=4,
+        figures=False,
     )
     first = run_classification(cfg, out=tmp_path / "a")
     assert ClassificationConfig.from_run(tmp_path / "a") == cfg
@@ -94,7 +95,7 @@ def test_rerun_repeats_a_classification_run(tmp_path, bars, capsys):
 
 
 def test_rerun_repeats_a_regression_run(tmp_path, fast_cfg):
-    cfg = fast_cfg
+    cfg = replace(fast_cfg, figures=True)
     first = run_regression(cfg, out=tmp_path / "a")
     again_cfg = RegressionConfig.from_run(tmp_path / "a")
     assert again_cfg == cfg
@@ -301,7 +302,8 @@ def test_typed_metrics_round_trip_through_metrics_json(tmp_path, bars, fast_cfg)
     from glassnet.results import ClassificationMetrics, RegressionMetrics, metrics_from_json
 
     clf = run_classification(
-        ClassificationConfig(data_dir=str(bars), hidden=(8,), epochs=1, device="cpu"),
+        ClassificationConfig(data_dir=str(bars), hidden=(8,), epochs=1, device="cpu",
+                             figures=False),
         out=tmp_path / "c",
     ).metrics
     reg = run_regression(fast_cfg, out=tmp_path / "r").metrics

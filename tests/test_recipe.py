@@ -101,7 +101,8 @@ def test_weight_average_is_the_ema_of_the_steps_and_is_what_validation_scores():
 @pytest.mark.parametrize("keep", ["best", "last"])
 def test_validation_scores_the_average_and_the_run_keeps_it(tmp_path, bars, keep):
     cfg = ClassificationConfig(
-        data_dir=str(bars), hidden=(16,), epochs=6, batch_size=32, device="cpu", keep=keep
+        data_dir=str(bars), hidden=(16,), epochs=6, batch_size=32, device="cpu", keep=keep,
+        figures=False,
     )
     assert cfg.average == COMMON["average"] > 0
     res = run_classification(cfg, out=tmp_path / "run")
@@ -155,7 +156,8 @@ def test_presets_fill_what_is_not_given_and_round_trip_through_config_json(tmp_p
     assert ClassificationConfig(model="mlp").lr != lenet.lr  # per-model values
     # A tiny run with the best preset learns, and config.json rebuilds the same config.
     cfg = ClassificationConfig(
-        model="lenet5", preset="best", data_dir=str(bars), epochs=4, batch_size=32, device="cpu"
+        model="lenet5", preset="best", data_dir=str(bars), epochs=4, batch_size=32, device="cpu",
+        figures=False,
     )
     res = run_classification(cfg, out=tmp_path / "run")
     assert res.metrics.test_accuracy >= 0.9

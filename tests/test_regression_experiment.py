@@ -217,12 +217,13 @@ def test_crash_leaves_no_finished_looking_folder(tmp_path, fast_cfg, monkeypatch
 
     monkeypatch.setattr(figures, "plot_learning_curve", boom)
     with pytest.raises(RuntimeError):
-        run_regression(replace(fast_cfg, search="none"), out=tmp_path / "crashed")
+        run_regression(replace(fast_cfg, search="none", figures=True), out=tmp_path / "crashed")
     assert not (tmp_path / "crashed").exists()  # nothing looks finished
     kept = tmp_path / ".crashed.partial"  # kept for `glassnet resume`, never looking complete
     assert (kept / "config.json").exists() and not (kept / "metrics.json").exists()
     monkeypatch.undo()
-    res = run_regression(replace(fast_cfg, search="none"), out=tmp_path / "crashed", resume=True)
+    res = run_regression(replace(fast_cfg, search="none", figures=True), out=tmp_path / "crashed",
+                         resume=True)  # fmt: skip
     assert (tmp_path / "crashed" / "metrics.json").exists() and not kept.exists()
     clean = run_regression(replace(fast_cfg, search="none"), out=tmp_path / "clean")
     assert res.metrics.test_mse == clean.metrics.test_mse  # as if it had never crashed
