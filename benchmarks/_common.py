@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,24 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets"
+
+
+def _commit() -> dict[str, Any] | None:
+    """The commit the benchmark started at, and whether src/ or benchmarks/ differed from it
+    (a preset's meaning changes between commits). None outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(HERE.parent), *args], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+
+    try:
+        return {"sha": git("rev-parse", "HEAD"),
+                "dirty": bool(git("status", "--porcelain", "--", "src", "benchmarks"))}  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+STARTED_AT = _commit()  # read when the script starts: the editable install may change later
 
 
 def data_dir(arg: str | None) -> str | None:
@@ -41,6 +60,7 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write benchmark results with machine information."""
     payload = {
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": STARTED_AT,
         "machine": {
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

@@ -31,8 +31,10 @@ def _f(v: float | None, digits: int = 4) -> str:
 
 def _written(res: dict) -> str:
     """When and where a result was written: the opening of every rendered block."""
-    m = res["machine"]
-    return f"Written {res['when_utc']} ({m['cpu_count']} cores, torch {m['torch']})"
+    m, c = res["machine"], res.get("commit")  # results before the commit was recorded: none
+    at = f", commit {c['sha'][:7]}" if c else ""
+    at += " with uncommitted changes" if c and c["dirty"] else ""
+    return f"Written {res['when_utc']} ({m['cpu_count']} cores, torch {m['torch']}{at})"
 
 
 def _median(values: list[float]) -> float:
@@ -166,8 +168,7 @@ def search_efficiency() -> str:
     res = _load("search_efficiency")
     t, seeds = res["targets"], res["seeds"]
     peaks = [s["matmul_peak_gflops"] for s in seeds]
-    out = [f"Written {res['when_utc']} ({res['machine']['cpu_count']} cores, torch "
-           f"{res['machine']['torch']}, float32 matmul peak {min(peaks):.0f}-{max(peaks):.0f} "
+    out = [f"{_written(res)[:-1]}, float32 matmul peak {min(peaks):.0f}-{max(peaks):.0f} "
            f"GFLOP/s in the run), `{res['command']}`.", "",
            "| seed | arm | seconds to a model | member-epochs | its own CV MSE | re-scored CV "
            "MSE | test MSE |", "|---|---|---|---|---|---|---|"]  # fmt: skip

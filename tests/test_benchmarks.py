@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -136,7 +137,11 @@ def test_commands_smoke(tmp_path):
     data = make_idx_folder(tmp_path / "bars", n_train=200, n_test=40, n_classes=4)
     out = tmp_path / "c.json"
     _run("commands.py", "--smoke", "--data-dir", str(data), "--json", str(out))
-    (row,) = json.loads(out.read_text())["rows"]
+    res = json.loads(out.read_text())
+    head = subprocess.run(["git", "-C", str(BENCH), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    assert res["commit"]["sha"] == head  # what the numbers were measured at
+    (row,) = res["rows"]
     assert row["command"] == "glassnet classify --model mlp --epochs 1 --no-figures"
     assert 0.25 < row["test_accuracy"] <= 1.0 and row["best_epoch"] == 1  # 4 classes: chance 0.25
     assert row["wall_seconds"] > 0
