@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Options given below override the preset",
     )
     c.add_argument(
-        "--dropout", type=_float, help="dropout probability (preset: 0.1; lenet5 default 0)"
+        "--dropout", type=_float, help="dropout probability (preset: 0.1; lenet5 0)"
     )
     c.add_argument(
         "--lr", type=_float, help="Adam's peak learning rate (preset: 2e-3 mlp, 1.2e-2 lenet5)"

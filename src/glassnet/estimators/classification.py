@@ -91,10 +91,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # a 5% validation split and the last epoch's weights (issue 22): the epoch count is
         # fixed and the cosine ends at zero, so validation only confirms the last epochs (a
         # 3,000-image split picking among them picked noise: epoch 39 of 60 on seed 1); the
-        # 9,000 images it gives back train the net instead
+        # 9,000 images it gives back train the net instead. No dropout: the moved digits
+        # regularise enough (the net scored below validation on its training batches), and
+        # dropout 0 scored 99.37% against 99.30% on the validation splits of seeds 100-101
         "best": {
             "lr": 1.2e-2,
-            "dropout": 0.1,
+            "dropout": 0.0,
             "epochs": 60,
             "augment": 2,
             "rotate": 10.0,
