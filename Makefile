@@ -12,12 +12,9 @@ STAMP  := $(VENV)/.glassnet-installed
 
 setup: $(STAMP)
 
-# --no-compile: no bytecode for all of torch at install (over a minute here); Python compiles
-# the modules a run imports, once, on first use
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile --constraint constraints.txt \
-		--editable '.[test,export]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,export]'
 	touch $(STAMP)
 
 demo: setup
