@@ -8,6 +8,8 @@ Two roles for seeds, never mixed (choices are made on data the judging never see
   --role tune    seeds 100, 101, 102: the levers were chosen on these seeds' validation
                  accuracy (their 20% split of the training images); test accuracy not recorded
   --role report  seeds 0, 1, 2: each arm's test accuracy, the test set scored once per run
+  --role confirm seeds 3, 4, 5: the same, on seeds no choice was made after (a check of a
+                 report's number, e.g. of a lever decided after the report seeds were seen)
 
 Ablations (--ablation):
   default   3 epochs (issue 22: the default preset >= 99.0% test after 3 epochs, median of 3
@@ -20,7 +22,7 @@ Ablations (--ablation):
             preset with dropout 0.1 and a 20% validation split, then without dropout
 
 Usage: python benchmarks/lenet_presets.py [--ablation default|best|best-tune]
-       [--role report|tune] [--arms I ...] [--seeds S ...] [--data-dir DIR] [--json PATH]
+       [--role report|tune|confirm] [--arms I ...] [--seeds S ...] [--data-dir DIR] [--json PATH]
        [--smoke]   (the test suite: tiny MNIST-layout data, one epoch, one seed)
 """
 
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import data_dir, table, write_json  # noqa: E402
 from commands import run  # noqa: E402
 
-SEEDS = {"tune": [100, 101, 102], "report": [0, 1, 2]}
+SEEDS = {"tune": [100, 101, 102], "report": [0, 1, 2], "confirm": [3, 4, 5]}
 # The default preset before issue 22, spelled out, so the ablation does not move with it.
 PREVIOUS_DEFAULT = ["--lr", "0.012", "--dropout", "0.1", "--batch-size", "128", "--average",
                     "0.99", "--warmup", "0.03", "--betas", "0.9", "0.999",

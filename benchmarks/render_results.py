@@ -319,7 +319,7 @@ def engine_ab() -> str:
 def _lenet(name: str) -> str:
     """An ablation of LeNet-5's presets: each arm's seeds, their median, minutes per run."""
     res = _load(name)
-    test = res["role"] == "report"
+    test = res["role"] in ("report", "confirm")  # tune: validation only
     score = "test" if test else "validation"
     seeds = ", ".join(str(s) for s in dict.fromkeys(r["seed"] for r in res["rows"]))
     out = [_written(res) + f", `{res['command']}`; " + (
