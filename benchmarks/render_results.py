@@ -364,6 +364,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "lenet_presets_best_last": lambda: _lenet("lenet_presets_best_last"),
     "lenet_presets_best_tune": lambda: _lenet("lenet_presets_best_tune"),
     "lenet_presets_best_nodrop": lambda: _lenet("lenet_presets_best_nodrop"),
+    "lenet_presets_best_confirm": lambda: _lenet("lenet_presets_best_confirm"),
     "engine_ab": engine_ab,
     "time_to_accuracy": time_to_accuracy,
     "regression_search": regression_search,
