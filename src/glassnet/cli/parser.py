@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Options given below override the preset",
     )
     c.add_argument(
-        "--dropout", type=_float, help="dropout probability (preset: 0.1; lenet5 0)"
+        "--dropout", type=_float,
+        help=f"dropout probability (preset: {PRESETS['mlp']['default']['dropout']:g}; lenet5 "
+        f"{PRESETS['lenet5']['default']['dropout']:g})",
     )
     c.add_argument(
         "--lr", type=_float, help="Adam's peak learning rate (preset: 2e-3 mlp, 1.2e-2 lenet5)"
@@ -313,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument(
         "--quick", action="store_true", help="small search, few epochs: a demo in about a minute"
     )
-    _common(rr)
+    _common(rr, figures=False)
 
     dl = sub.add_parser("data", help="manage data sets")
     dsub = dl.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -374,7 +376,7 @@ def _output(p: Any) -> None:  # a parser or an argument group
     )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, figures: bool = True) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=_int, default=0, help="one seed for everything")
     g.add_argument(
@@ -382,7 +384,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--out", metavar="DIR", help="run folder (default: runs/<UTC time>-<kind>)")
     _output(g)
-    if p.prog.split()[-1] != "reproduce":  # reproduce's report is its figures
+    if figures:  # reproduce has none: its report is its figures
         g.add_argument("--no-figures", dest="figures", action="store_const", const=False,
                        help="draw no PNGs: metrics, weights and history only (a sweep's runs; "
                        "the report shows their numbers)")  # fmt: skip
