@@ -238,6 +238,7 @@ def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
     small_csvs, tmp_path
 ):
     import json
+    import signal
     import subprocess
     import sys
     import time
@@ -266,7 +267,12 @@ def test_postgres_stopped_mid_run_then_resumed_runs_exactly_the_missing_trials(
             if sum(t.state.is_finished() for t in trials) >= 1:
                 break
             time.sleep(0.2)
+        # Frozen while the server stops, so a worker that runs ahead of a starved test process
+        # cannot finish its trials first; it meets the stopped server when it wakes.
+        worker.send_signal(signal.SIGSTOP)
+        assert worker.poll() is None, "the worker finished before its server could be stopped"
         server.stop("fast")  # the server goes away mid-run
+        worker.send_signal(signal.SIGCONT)
         _, err = worker.communicate(timeout=120)
         lines = err.strip().splitlines()
         assert worker.returncode == 1 and len(lines) == 1, err
