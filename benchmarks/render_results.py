@@ -316,25 +316,32 @@ def engine_ab() -> str:
     return "\n".join(out)
 
 
-def _lenet(name: str) -> str:
-    """An ablation of LeNet-5's presets: each arm's seeds, their median, minutes per run."""
-    res = _load(name)
+def _lenet(*names: str) -> str:
+    """An ablation of LeNet-5's presets: each arm's seeds, their median, minutes per run.
+
+    Several names: runs of the same ablation split by seed (e.g. two tuning seeds run side by
+    side, one process each), rendered as one table; the medians are taken over all their rows.
+    """
+    runs = [_load(n) for n in names]
+    res, rows = runs[0], [r for run in runs for r in run["rows"]]
     test = res["role"] in ("report", "confirm")  # tune: validation only
     score = "test" if test else "validation"
-    seeds = ", ".join(str(s) for s in dict.fromkeys(r["seed"] for r in res["rows"]))
-    out = [_written(res) + f", `{res['command']}`; " + (
+    seeds = ", ".join(str(s) for s in dict.fromkeys(r["seed"] for r in rows))
+    written = "; ".join(_written(run) + f", `{run['command']}`" for run in runs)
+    out = [written + "; " + (
         f"seeds {seeds}, the test set scored once per run." if test else
         f"tuning seeds {seeds}: validation accuracy only (test not recorded)."),
         "", f"| arm | {score} accuracy by seed | median | target | minutes per run |",
         "|---|---|---|---|---|"]  # fmt: skip
+    key = "test_accuracy" if test else "val_accuracy"
     for arm in res["arms"]:
-        key = "test_accuracy" if test else "val_accuracy"
-        by_seed = ", ".join(f"{r[key]:.2%}" for r in res["rows"] if r["arm"] == arm["arm"])
-        med = arm["median_test_accuracy" if test else "median_val_accuracy"]
+        mine = [r for r in rows if r["arm"] == arm["arm"]]
+        by_seed = ", ".join(f"{r[key]:.2%}" for r in mine)
+        med = _median([r[key] for r in mine])
         target = "-" if arm["target"] is None or not test else (
-            f">= {arm['target']:.1%}" + (" (met)" if arm["met"] else " (**not met**)"))
-        out.append(f"| {arm['arm']} | {by_seed} | **{med:.2%}** | {target} | "
-                   f"{arm['median_minutes']:.2f} |")  # fmt: skip
+            f">= {arm['target']:.1%}" + (" (met)" if med >= arm["target"] else " (**not met**)"))
+        minutes = _median([r["wall_seconds"] for r in mine]) / 60
+        out.append(f"| {arm['arm']} | {by_seed} | **{med:.2%}** | {target} | {minutes:.2f} |")
     out += ["", "Commands (each after `glassnet classify --model lenet5 --data-dir "
             "../shared/datasets`, with `--seed S`):", ""]
     head = "glassnet classify --model lenet5"
@@ -365,6 +372,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "lenet_presets_best_tune": lambda: _lenet("lenet_presets_best_tune"),
     "lenet_presets_best_nodrop": lambda: _lenet("lenet_presets_best_nodrop"),
     "lenet_presets_best_confirm": lambda: _lenet("lenet_presets_best_confirm"),
+    "lenet_presets_best_next_tune": lambda: _lenet("lenet_presets_best_next_tune_100",
+                                                   "lenet_presets_best_next_tune_101"),
     "engine_ab": engine_ab,
     "time_to_accuracy": time_to_accuracy,
     "regression_search": regression_search,

@@ -93,7 +93,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # 3,000-image split picking among them picked noise: epoch 39 of 60 on seed 1); the
         # 9,000 images it gives back train the net instead. No dropout: the moved digits
         # regularise enough (the net scored below validation on its training batches), and
-        # dropout 0 scored 99.37% against 99.30% on the validation splits of seeds 100-101
+        # dropout 0 scored 99.37% against 99.30% on the validation splits of seeds 100-101.
+        # Mild elastic distortion (alpha 12: about half a pixel of bending) on top: 99.39%
+        # against 99.37% there (80 epochs instead gave 99.38%); it costs ~3 s an epoch
         "best": {
             "lr": 1.2e-2,
             "dropout": 0.0,
@@ -101,6 +103,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "augment": 2,
             "rotate": 10.0,
             "zoom": 0.1,
+            "elastic": 12.0,
             "val_fraction": 0.05,
             "keep": "last",
         },
