@@ -374,6 +374,9 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "lenet_presets_best_confirm": lambda: _lenet("lenet_presets_best_confirm"),
     "lenet_presets_best_elastic": lambda: _lenet("lenet_presets_best_elastic"),
     "lenet_presets_best_elastic_confirm": lambda: _lenet("lenet_presets_best_elastic_confirm"),
+    "lenet_presets_best_six": lambda: "\n\n".join([
+        _lenet("lenet_presets_best_nodrop", "lenet_presets_best_confirm"),
+        _lenet("lenet_presets_best_elastic", "lenet_presets_best_elastic_confirm")]),
     "lenet_presets_best_next_tune": lambda: _lenet("lenet_presets_best_next_tune_100",
                                                    "lenet_presets_best_next_tune_101"),
     "engine_ab": engine_ab,

@@ -62,7 +62,8 @@ KEEPS = ("best", "last")  # the weights a run keeps: the best validated epoch's,
 # the Python API take them from (a field given explicitly wins). "default" learns fast: a good
 # model after a few epochs, from a high peak learning rate, a short warm-up, a cosine, and
 # validation of the weights' moving average. "best" trains longer on moved digits (shifted,
-# rotated, zoomed) for the last tenths of a percent, in about 10 minutes on two cores.
+# rotated, zoomed; LeNet-5's also bent) for the last tenths of a percent, in 6-12 minutes on
+# two cores.
 # Chosen on validation splits (seed 100; LeNet-5's default on seeds 100-102), never on the test
 # set (benchmarks/RESULTS.md, benchmarks/lenet_presets.py).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
