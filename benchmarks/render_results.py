@@ -372,6 +372,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "lenet_presets_best_tune": lambda: _lenet("lenet_presets_best_tune"),
     "lenet_presets_best_nodrop": lambda: _lenet("lenet_presets_best_nodrop"),
     "lenet_presets_best_confirm": lambda: _lenet("lenet_presets_best_confirm"),
+    "lenet_presets_default10_confirm": lambda: _lenet("lenet_presets_default10_confirm"),
     "lenet_presets_best_elastic": lambda: _lenet("lenet_presets_best_elastic"),
     "lenet_presets_best_elastic_confirm": lambda: _lenet("lenet_presets_best_elastic_confirm"),
     "lenet_presets_best_six": lambda: "\n\n".join([
