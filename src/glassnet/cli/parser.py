@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"{PRESETS['lenet5']['default']['dropout']:g})",
     )
     c.add_argument(
-        "--lr", type=_float, help="Adam's peak learning rate (preset: 2e-3 mlp, 1.2e-2 lenet5)"
+        "--lr", type=_float,
+        help=f"Adam's peak learning rate (preset: {PRESETS['mlp']['default']['lr']:g} mlp, "
+        f"{PRESETS['lenet5']['default']['lr']:g} lenet5)",
     )
     c.add_argument("--epochs", type=_int, help="epochs (preset default: 10)")
     c.add_argument(
@@ -232,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--elastic",
         type=_float,
         metavar="ALPHA",
-        help="... and bend strokes: elastic distortion of strength ALPHA pixels (default 0)",
+        help="... and bend strokes: elastic distortion of strength ALPHA pixels (default "
+        f"{COMMON['elastic']:g}; lenet5 best {lenet_best['elastic']:g})",
     )
     c.add_argument(
         "--elastic-sigma",
@@ -242,7 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="smoothness of the elastic distortion (default "
         f"{ClassificationConfig.elastic_sigma:g}, as Simard et al. 2003)",
     )
-    c.add_argument("--batch-size", type=_int, help="preset: 128; lenet5 default 64")
+    c.add_argument(
+        "--batch-size", type=_int,
+        help=f"preset: {COMMON['batch_size']}; lenet5 default "
+        f"{PRESETS['lenet5']['default']['batch_size']}",
+    )
     c.add_argument(
         "--betas", type=_float, nargs=2, metavar=("B1", "B2"), help="Adam's decay rates"
     )
@@ -250,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-smoothing",
         type=_float,
         metavar="F",
-        help="spread this fraction of each target over all classes (preset: 0)",
+        help="spread this fraction of each target over all classes (preset: "
+        f"{COMMON['label_smoothing']:g}; lenet5 default "
+        f"{PRESETS['lenet5']['default']['label_smoothing']:g})",
     )
     c.add_argument(
         "--keep",
