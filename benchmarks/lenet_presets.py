@@ -100,15 +100,16 @@ ABLATIONS["best-next-tune"] = [
 SMOKE = [("default, 1 epoch", ["--epochs", "1", "--max-train", "200", "--no-figures"], None)]
 
 
-def summarise(rows: list[dict], arms: list[tuple[str, list[str], float | None]]) -> list[dict]:
-    """Per arm: the median over seeds of each accuracy and of the minutes per run."""
+def summarise(rows: list[dict], arms: list[tuple[str, str, float | None]]) -> list[dict]:
+    """Per arm (name, command, target): the median over seeds of each accuracy and of the
+    minutes per run. Also how render_results reads rows that several runs wrote."""
     out = []
-    for arm, flags, target in arms:
+    for arm, command, target in arms:
         mine = [r for r in rows if r["arm"] == arm]
         test = [r["test_accuracy"] for r in mine if r.get("test_accuracy") is not None]
         med = statistics.median(test) if test else None
         out.append({
-            "arm": arm, "command": "glassnet classify --model lenet5 " + " ".join(flags),
+            "arm": arm, "command": command,
             "seeds": [r["seed"] for r in mine],
             "median_val_accuracy": statistics.median(r["val_accuracy"] for r in mine),
             "median_test_accuracy": med,
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
                     row["test_accuracy"] = row["met"] = None
                 rows.append({"arm": arm, **row})
                 print(rows[-1], flush=True)
-    summary = summarise(rows, arms)
+    summary = summarise(rows, [(arm, "glassnet classify --model lenet5 " + " ".join(flags), t)
+                               for arm, flags, t in arms])
     print(table(summary, ["arm", "median_val_accuracy", "median_test_accuracy",
                           "median_minutes", "met"]))  # fmt: skip
     path = write_json(a.json, {"benchmark": "lenet_presets", "smoke": a.smoke,

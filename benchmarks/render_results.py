@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from lenet_presets import summarise  # benchmarks/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 
@@ -334,14 +336,14 @@ def _lenet(*names: str) -> str:
         "", f"| arm | {score} accuracy by seed | median | target | minutes per run |",
         "|---|---|---|---|---|"]  # fmt: skip
     key = "test_accuracy" if test else "val_accuracy"
-    for arm in res["arms"]:
-        mine = [r for r in rows if r["arm"] == arm["arm"]]
-        by_seed = ", ".join(f"{r[key]:.2%}" for r in mine)
-        med = _median([r[key] for r in mine])
+    # summarised again over every file's rows (one file: what its own "arms" already say)
+    for arm in summarise(rows, [(a["arm"], a["command"], a["target"]) for a in res["arms"]]):
+        by_seed = ", ".join(f"{r[key]:.2%}" for r in rows if r["arm"] == arm["arm"])
+        med = arm["median_test_accuracy" if test else "median_val_accuracy"]
         target = "-" if arm["target"] is None or not test else (
-            f">= {arm['target']:.1%}" + (" (met)" if med >= arm["target"] else " (**not met**)"))
-        minutes = _median([r["wall_seconds"] for r in mine]) / 60
-        out.append(f"| {arm['arm']} | {by_seed} | **{med:.2%}** | {target} | {minutes:.2f} |")
+            f">= {arm['target']:.1%}" + (" (met)" if arm["met"] else " (**not met**)"))
+        out.append(f"| {arm['arm']} | {by_seed} | **{med:.2%}** | {target} | "
+                   f"{arm['median_minutes']:.2f} |")  # fmt: skip
     out += ["", "Commands (each after `glassnet classify --model lenet5 --data-dir "
             "../shared/datasets`, with `--seed S`):", ""]
     head = "glassnet classify --model lenet5"
