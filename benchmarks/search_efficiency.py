@@ -8,10 +8,12 @@ Arms, each on the study's data with the same 5 shuffled folds (per seed), the sa
      fit after another (n_jobs=2, both cores), glassnet's divergence stopping and in-memory
      batches; its member-epochs measured (each fold fit's own epoch count);
   3. PopulationSearchCV: the same candidates trained as one batched computation;
-  4. --search tpe (TPESearchCV, its defaults: trials 6 at a time, successive halving, epochs up
-     to 1000 with the best kept, study in a SQLite file as the CLI does) at 12, 24, 30 (the
+  4. --search tpe (TPESearchCV, the CLI's defaults: its own 3 shuffled folds, trials 6 at a
+     time, successive halving, epochs up to 1000 with the best kept, a trial ending after 15
+     checks without improving, study in a SQLite file as the CLI does) at 12, 24, 30 (the
      CLI's default, the headline) and 36 trials, read off one 36-trial run: the same seed asks
-     the same trials, so --n-trials N returns when that run's round holding trial N ends.
+     the same trials, so --n-trials N returns when that run's round holding trial N ends;
+  5. the same TPE at 30 trials on the other arms' 5 folds: how much of its speed its folds give.
 Every arm's seconds run until it returns its model: the search and the refit of its choice
 on all training data. Every arm's choice (parameters and epochs) is then re-scored on one
 basis: the same 5 folds at the chosen epoch count (a careful skorch fit per fold), so a
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,14 +122,16 @@ def _plain(params: dict) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
 
 
-def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets):
-    """One TPE run of the largest budget; a row per budget: when --n-trials N would return
-    (its round's end, plus the refit of its best trial) and what it returns."""
+def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets, label=""):
+    """One TPE run of the largest budget, as the CLI runs it (``cfg``, search tpe: its folds,
+    patience and batch); a row per budget: when --n-trials N would return (its round's end,
+    plus the refit of its best trial) and what it returns."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/optuna.db"  # what the CLI uses by default
         s = TPESearchCV(make_regressor(cfg), n_trials=max(budgets), batch=cfg.trial_batch,
-                        max_epochs=cfg.max_epochs, cv=folds, random_state=cfg.seed,
-                        storage=url, study_name="bench", refit=False)  # fmt: skip
+                        max_epochs=cfg.max_epochs, patience=cfg.trial_patience, cv=folds,
+                        random_state=cfg.seed, storage=url, study_name="bench",
+                        refit=False)  # fmt: skip
         t0 = time.perf_counter()
         s.fit(X, y)
         total = time.perf_counter() - t0
@@ -138,7 +143,7 @@ def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets):
             t1 = time.perf_counter()
             net = refit_best(make_regressor(cfg), params, X, y, Progress())
             refit = time.perf_counter() - t1
-            rows.append({"arm": f"tpe, {budget} trials", "seconds": seconds + refit,
+            rows.append({"arm": f"tpe, {budget} trials{label}", "seconds": seconds + refit,
                          "member_epochs": member_epochs, "search_cv_mse": best,
                          "params": _plain(params), "test_mse": _test_mse(net, data)})  # fmt: skip
         rate = s.member_epochs_ * flops_per_row_epoch / total / 1e9
@@ -184,8 +189,12 @@ def run_seed(seed: int, data, peak: float, sizes: dict = FULL) -> tuple[list[dic
                  "member_epochs": int(pop.member_epochs_.sum()),
                  "search_cv_mse": -pop.best_score_, "params": _plain(pop.best_params_),
                  "test_mse": _test_mse(pop.best_estimator_, data)})  # fmt: skip
-    tpe, extra = _tpe_rows(cfg, folds, X, y, data, flops, sizes["budgets"])
-    rows += tpe
+    tcfg = replace(cfg, search="tpe", cv=None)  # the CLI's tpe, with its own folds (3)
+    tpe, extra = _tpe_rows(tcfg, tcfg.shuffled_folds(), X, y, data, flops, sizes["budgets"])
+    # the same search on the sequential arm's folds: how much of its speed the folds give
+    tpe5, _ = _tpe_rows(tcfg, folds, X, y, data, flops, (sizes["headline"],),
+                        f", {sizes['folds']} folds as the sequential arm")  # fmt: skip
+    rows += tpe + tpe5
     cache: dict = {}
     for r in rows:
         r["seed"] = seed

@@ -56,10 +56,12 @@ def test_batched_trials_score_as_trained_one_by_one(tmp_path):
     as skorch training the net on each fold (the PyTorch reference)."""
     X, y = _data()
     url = _enqueued(tmp_path, "batched", PARAMS)
-    together = _search(storage=url, study_name="batched", pruner="none").fit(X, y)
+    # window=1: each check's own read, comparable with skorch's fit to that epoch
+    together = _search(storage=url, study_name="batched", pruner="none", window=1).fit(X, y)
     got = {t.number: t.intermediate_values for t in together.study_.trials}
     for i, p in enumerate(PARAMS):
-        alone = _search(storage=url, study_name=f"alone{i}", pruner="none", n_trials=1, batch=1)
+        alone = _search(storage=url, study_name=f"alone{i}", pruner="none", n_trials=1, batch=1,
+                        window=1)  # fmt: skip
         optuna.create_study(storage=url, study_name=f"alone{i}").enqueue_trial(p)
         alone.fit(X, y)
         ref = alone.study_.trials[0].intermediate_values
@@ -74,6 +76,74 @@ def test_batched_trials_score_as_trained_one_by_one(tmp_path):
         net.fit(X[tr], y[tr])
         mses.append(float(np.mean((net.predict(X[va]).ravel() - y[va]) ** 2)))
     assert got[0][CHECK] == pytest.approx(np.mean(mses), rel=1e-4)
+
+
+class _Trial:
+    """What the round asks of an Optuna trial: report, and should_prune (the pruner's answer,
+    in the order it is asked: ``judged`` records that order)."""
+
+    def __init__(self, number, judged, prune=False):
+        self.number, self.judged, self.prune, self.reports = number, judged, prune, []
+
+    def report(self, value, step):
+        self.reports.append((step, value))
+
+    def should_prune(self):
+        self.judged.append(self.number)
+        return self.prune
+
+
+def _round(reads, window=3, patience=0, max_epochs=1000, prune=()):
+    """Feed a trial round hand-made reads: ``reads[c]`` is trial c's mean fold MSE at each
+    check (every 10 epochs, one fold member each); returns the round, its trials and the order
+    in which the pruner judged them, and the epoch each trial ended at."""
+    from types import SimpleNamespace
+
+    from glassnet.search.tpe import _TrialRound
+
+    judged = []
+    search = SimpleNamespace(window=window, patience=patience, min_epochs=30,
+                             max_epochs=max_epochs, check_every=10, _improved=lambda *a: None,
+                             member_epochs_=0)  # fmt: skip
+    trials = [_Trial(c, judged, c in prune) for c in range(len(reads))]
+    policy = _TrialRound(search, trials, 1, progress=None, t0=0.0)
+    ended_at: dict[int, int] = {}
+    for i in range(len(reads[0])):
+        epoch = 10 * (i + 1)
+        live = [c for c in range(len(reads)) if c not in ended_at]
+        policy.ended = {}  # as the loop's on_epoch starts every epoch
+        policy.on_check(SimpleNamespace(ids=live), epoch, [reads[c][i] for c in live], set())
+        ended_at.update({c: epoch for c in policy.ended})
+    return policy, trials, judged, ended_at
+
+
+def test_a_trials_score_is_the_worst_of_three_checks_read_at_the_middle():
+    """A lucky dip at one check does not become the trial's score: the worst of three
+    consecutive reads does (hand-computed), at the middle read's epoch."""
+    reads = [[0.9, 0.5, 0.1, 0.6, 0.4, 0.45, 0.5]]
+    policy, *_ = _round(reads)
+    # windows: (0.9,.5,.1)->.9  (.5,.1,.6)->.6  (.1,.6,.4)->.6  (.6,.4,.45)->.6  (.4,.45,.5)->.5
+    assert policy.best[0].mse == 0.5 and policy.best[0].epoch == 60
+    one, *_ = _round(reads, window=1)
+    assert one.best[0].mse == 0.1 and one.best[0].epoch == 30  # the dip, as before
+
+
+def test_a_stalled_trial_ends_complete_after_patience_checks():
+    reads = [[0.5, 0.4, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3]]
+    _, trials, _, ended_at = _round(reads, window=1, patience=3)
+    # best 0.3 at epoch 30; no better read at 40, 50, 60: complete at 60, reporting 0.3
+    assert ended_at == {0: 60}
+    assert trials[0].reports[-1] == (60, 0.3)
+    assert _round(reads, window=1, patience=0)[3] == {}  # 0: trains on to max_epochs
+
+
+def test_trials_at_a_rung_are_judged_best_first():
+    """The pruner compares a trial with those judged at its rung before it; judged in trial
+    order, a weak first trial would see no rival and go on to the epoch cap."""
+    reads = [[0.9, 0.9, 0.9], [0.2, 0.2, 0.2], [0.5, 0.5, 0.5], [0.1, 0.1, 0.1]]
+    _, trials, judged, _ = _round(reads, window=1)
+    assert judged == [3, 1, 2, 0]
+    assert all(t.reports == [(30, reads[t.number][2])] for t in trials)
 
 
 def test_pruned_trials_leave_the_computation():
@@ -170,6 +240,15 @@ def test_cli_tpe_leaves_a_study_and_refits_it_with_zero_trials(small_csvs, tmp_p
     study = optuna.load_study(study_name="glassnet-regression",
                               storage=f"sqlite:///{tmp_path / 'c' / 'optuna.db'}")  # fmt: skip
     assert len(study.trials) == 6
+    # tpe's own folds (3) when `cv` is not given, resolved when the config is made (so saved
+    # as a number); trial patience saved, and a run folder from before it reruns without it
+    assert [RegressionConfig(search=k).cv for k in ("tpe", "population", "random")] == [3, 5, 5]
+    assert RegressionConfig(search="tpe", cv=4).cv == 4
+    saved = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert saved["trial_patience"] == 15
+    del saved["trial_patience"]
+    (tmp_path / "c" / "config.json").write_text(json.dumps(saved))
+    assert RegressionConfig.from_run(tmp_path / "c").trial_patience == 0
 
 
 @pytest.mark.parametrize(

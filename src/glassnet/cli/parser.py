@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
     from glassnet.estimators import (
         COMMON,
+        DEFAULT_FOLDS,
         FOLDS,
         KEEPS,
         MODELS,
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int,
         help="random candidates (default: 8 for ensemble, the study's 20 for population/random)",
     )
-    s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5)")
+    s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5; "
+                   + ", ".join(f"{k}: {v}" for k, v in DEFAULT_FOLDS.items()) + ")")
     s.add_argument(
         "--folds",
         choices=FOLDS,
@@ -150,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-trials", type=_int, help="trials this process runs (default 30; 0: "
                    "refit the best trial of an existing study)")  # fmt: skip
     t.add_argument("--trial-batch", type=_int, help="trials trained together (default 6)")
+    t.add_argument("--trial-patience", type=_int, metavar="CHECKS",
+                   help="a trial not improving for CHECKS checks (every 10 epochs) ends "
+                   f"complete (0: never; default {reg.trial_patience})")  # fmt: skip
     t.add_argument("--pruner", choices=PRUNERS, help="default: halving (successive halving)")
     t.add_argument(
         "--storage",

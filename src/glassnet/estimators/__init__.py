@@ -13,6 +13,7 @@ from glassnet.estimators.classification import (
 )
 from glassnet.estimators.regression import (
     COMMON_FIELDS,
+    DEFAULT_FOLDS,
     FOLDS,
     SEARCHES,
     RegressionConfig,
@@ -26,6 +27,7 @@ from glassnet.estimators.regression import (
 __all__ = [
     "COMMON",
     "COMMON_FIELDS",
+    "DEFAULT_FOLDS",
     "FOLDS",
     "KEEPS",
     "MODELS",
