@@ -205,15 +205,6 @@ def search_efficiency() -> str:
     out += ["", f"The same 20 candidates batched (`PopulationSearchCV`): a median {seq:.2f}x "
             f"sooner than the careful sequential arm and {pipe:.2f}x sooner than the study's "
             "pipeline."]
-    same = [r for r in res["rows"] if r["arm"].endswith("folds as the sequential arm")]
-    if same:  # the recipe-matched row: TPE on the sequential arm's folds
-        seq_arm = "sequential, divergence stopping"
-        ratio = _median([by[(r["seed"], seq_arm)] / r["seconds"] for r in same])
-        rescored = _median([r["rescored_cv_mse"] for r in same])
-        out += ["", f"The same TPE search on the sequential arm's folds (`{same[0]['arm']}`): "
-                f"a median {ratio:.2f}x sooner than the sequential arm, re-scored CV MSE "
-                f"{rescored:.4f}; the rest of the headline's speed comes from TPE's own fewer "
-                "folds."]  # fmt: skip
     for note in res.get("notes", []):
         out += ["", f"Note: {note}"]
     return "\n".join(out)

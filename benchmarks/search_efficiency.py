@@ -8,12 +8,11 @@ Arms, each on the study's data with the same 5 shuffled folds (per seed), the sa
      fit after another (n_jobs=2, both cores), glassnet's divergence stopping and in-memory
      batches; its member-epochs measured (each fold fit's own epoch count);
   3. PopulationSearchCV: the same candidates trained as one batched computation;
-  4. --search tpe (TPESearchCV, the CLI's defaults: its own 3 shuffled folds, trials 6 at a
-     time, successive halving, epochs up to 1000 with the best kept, a trial ending after 15
-     checks without improving, study in a SQLite file as the CLI does) at 12, 24, 30 (the
-     CLI's default, the headline) and 36 trials, read off one 36-trial run: the same seed asks
-     the same trials, so --n-trials N returns when that run's round holding trial N ends;
-  5. the same TPE at 30 trials on the other arms' 5 folds: how much of its speed its folds give.
+  4. --search tpe (TPESearchCV, the CLI's defaults: trials 6 at a time, successive halving,
+     epochs up to 1000 with the best kept, a trial ending after 15 checks without improving,
+     study in a SQLite file as the CLI does) at 12, 24, 30 (the CLI's default, the headline)
+     and 36 trials, read off one 36-trial run: the same seed asks the same trials, so
+     --n-trials N returns when that run's round holding trial N ends.
 Every arm's seconds run until it returns its model: the search and the refit of its choice
 on all training data. Every arm's choice (parameters and epochs) is then re-scored on one
 basis: the same 5 folds at the chosen epoch count (a careful skorch fit per fold), so a
@@ -122,10 +121,10 @@ def _plain(params: dict) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
 
 
-def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets, label=""):
-    """One TPE run of the largest budget, as the CLI runs it (``cfg``, search tpe: its folds,
-    patience and batch); a row per budget: when --n-trials N would return (its round's end,
-    plus the refit of its best trial) and what it returns."""
+def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets):
+    """One TPE run of the largest budget, as the CLI runs it (``cfg``, search tpe: its
+    patience and batch) on the arms' folds; a row per budget: when --n-trials N would return
+    (its round's end, plus the refit of its best trial) and what it returns."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/optuna.db"  # what the CLI uses by default
         s = TPESearchCV(make_regressor(cfg), n_trials=max(budgets), batch=cfg.trial_batch,
@@ -143,7 +142,7 @@ def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets, label=""):
             t1 = time.perf_counter()
             net = refit_best(make_regressor(cfg), params, X, y, Progress())
             refit = time.perf_counter() - t1
-            rows.append({"arm": f"tpe, {budget} trials{label}", "seconds": seconds + refit,
+            rows.append({"arm": f"tpe, {budget} trials", "seconds": seconds + refit,
                          "member_epochs": member_epochs, "search_cv_mse": best,
                          "params": _plain(params), "test_mse": _test_mse(net, data)})  # fmt: skip
         rate = s.member_epochs_ * flops_per_row_epoch / total / 1e9
@@ -189,12 +188,9 @@ def run_seed(seed: int, data, peak: float, sizes: dict = FULL) -> tuple[list[dic
                  "member_epochs": int(pop.member_epochs_.sum()),
                  "search_cv_mse": -pop.best_score_, "params": _plain(pop.best_params_),
                  "test_mse": _test_mse(pop.best_estimator_, data)})  # fmt: skip
-    tcfg = replace(cfg, search="tpe", cv=None)  # the CLI's tpe, with its own folds (3)
-    tpe, extra = _tpe_rows(tcfg, tcfg.shuffled_folds(), X, y, data, flops, sizes["budgets"])
-    # the same search on the sequential arm's folds: how much of its speed the folds give
-    tpe5, _ = _tpe_rows(tcfg, folds, X, y, data, flops, (sizes["headline"],),
-                        f", {sizes['folds']} folds as the sequential arm")  # fmt: skip
-    rows += tpe + tpe5
+    tpe, extra = _tpe_rows(replace(cfg, search="tpe"), folds, X, y, data, flops,
+                           sizes["budgets"])  # fmt: skip
+    rows += tpe
     cache: dict = {}
     for r in rows:
         r["seed"] = seed

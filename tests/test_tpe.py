@@ -240,10 +240,7 @@ def test_cli_tpe_leaves_a_study_and_refits_it_with_zero_trials(small_csvs, tmp_p
     study = optuna.load_study(study_name="glassnet-regression",
                               storage=f"sqlite:///{tmp_path / 'c' / 'optuna.db'}")  # fmt: skip
     assert len(study.trials) == 6
-    # tpe's own folds (3) when `cv` is not given, resolved when the config is made (so saved
-    # as a number); trial patience saved, and a run folder from before it reruns without it
-    assert [RegressionConfig(search=k).cv for k in ("tpe", "population", "random")] == [3, 5, 5]
-    assert RegressionConfig(search="tpe", cv=4).cv == 4
+    # trial patience is saved, and a run folder from before it reruns without it
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert saved["trial_patience"] == 15
     del saved["trial_patience"]

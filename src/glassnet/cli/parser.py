@@ -53,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``glassnet`` subcommand."""
     from glassnet.estimators import (
         COMMON,
-        DEFAULT_FOLDS,
         FOLDS,
         KEEPS,
         MODELS,
@@ -125,8 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int,
         help="random candidates (default: 8 for ensemble, the study's 20 for population/random)",
     )
-    s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5; "
-                   + ", ".join(f"{k}: {v}" for k, v in DEFAULT_FOLDS.items()) + ")")
+    s.add_argument("--cv", type=_int, help="cross-validation folds (default: 5)")
     s.add_argument(
         "--folds",
         choices=FOLDS,

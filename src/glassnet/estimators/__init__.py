@@ -13,7 +13,6 @@ from glassnet.estimators.classification import (
 )
 from glassnet.estimators.regression import (
     COMMON_FIELDS,
-    DEFAULT_FOLDS,
     FOLDS,
     SEARCHES,
     RegressionConfig,
@@ -27,7 +26,6 @@ from glassnet.estimators.regression import (
 __all__ = [
     "COMMON",
     "COMMON_FIELDS",
-    "DEFAULT_FOLDS",
     "FOLDS",
     "KEEPS",
     "MODELS",

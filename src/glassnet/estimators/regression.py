@@ -38,7 +38,6 @@ __all__ = [
     "COMMON_FIELDS",
     "SEARCHES",
     "Search",
-    "DEFAULT_FOLDS",
     "FOLDS",
     "RegressionConfig",
     "make_regressor",
@@ -100,10 +99,6 @@ ENSEMBLES = tuple(k for k, s in SEARCHES.items() if s.ensemble)
 # What a run's config.json lacks when it was written before the setting existed: the value
 # that run trained with (not today's default), so that `glassnet rerun` repeats it.
 SETTINGS_BEFORE = {"penalty_spread": 0.0, "band_scale": 1.0, "trial_patience": 0}
-# Folds when `cv` is not given: the study's 5, and 3 for tpe, whose own search needs only to
-# rank its trials (its choice is what counts, and the benchmark re-scores it on 5 folds); 3
-# folds cost 40% fewer member-epochs at the same re-scored quality on the tuning seeds.
-DEFAULT_FOLDS = {"tpe": 3}
 FOLDS = ("blocked", "shuffled")
 
 
@@ -132,7 +127,7 @@ class RegressionConfig:
     # candidates drawn by the random searches; None: 8 for ensemble (each trains up to
     # max_epochs), the study's 20 for population and random
     n_iter: int | None = None
-    cv: int | None = None  # folds; None: DEFAULT_FOLDS of the search or 5, set when made
+    cv: int = 5  # folds
     # ensemble search: folds of neighbouring points (blocked) or shuffled points; an epoch cap;
     # a candidate stops after `patience` fold-loss reads (every 10 epochs) without improving
     folds: str = "blocked"
@@ -160,10 +155,6 @@ class RegressionConfig:
     pruner: str = "halving"
     storage: str | None = None
     study_name: str = "glassnet-regression"
-
-    def __post_init__(self) -> None:
-        if self.cv is None:  # stored resolved, so that a rerun repeats it
-            self.cv = DEFAULT_FOLDS.get(self.search, 5)
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> RegressionConfig:
