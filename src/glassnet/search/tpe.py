@@ -272,9 +272,11 @@ class _TrialRound(Policy):
 
     def on_check(self, pop: Population, epoch: int, val: list[float],
                  leaving: set[int]) -> set[int]:  # fmt: skip
-        """Each live trial's mean fold MSE: keep its best epoch; end it at the epoch cap, when
-        it diverged, or when the pruner says so. The pruner hears every min_epochs epochs
-        (its rungs): each report is a database write, and the best epoch is tracked here."""
+        """Each live trial's mean fold MSE, scored as the worst of its last ``window`` reads:
+        keep its best score and epoch; end it complete at the epoch cap or after ``patience``
+        checks without a better score, pruned when it diverged or when the pruner says so.
+        The pruner hears every min_epochs epochs (its rungs): each report is a database
+        write, and the best epoch is tracked here."""
         tell_pruner = epoch % self.search.min_epochs == 0
         window, patience = self.search.window, self.search.patience
         at_rung = []
