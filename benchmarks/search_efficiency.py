@@ -47,12 +47,16 @@ from _common import data_dir, table, write_json  # noqa: E402
 from regression_search import matmul_gflops, mlp_flops_per_sample  # noqa: E402
 
 from glassnet.data.sources import load_regression  # noqa: E402
-from glassnet.estimators import RegressionConfig, make_regressor  # noqa: E402
+from glassnet.estimators import (  # noqa: E402
+    RegressionConfig,
+    make_regressor,
+    make_tpe_search,
+)
 from glassnet.progress import Progress  # noqa: E402
 from glassnet.search.adapter import refit_best  # noqa: E402
 from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
-from glassnet.search.tpe import TPESearchCV, best_trial, trial_params  # noqa: E402
+from glassnet.search.tpe import best_trial, trial_params  # noqa: E402
 from glassnet.training import StopOnDivergence  # noqa: E402
 
 # The sizes of a full run; --smoke shrinks every one of them (and the net) to run in seconds.
@@ -121,16 +125,13 @@ def _plain(params: dict) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in params.items()}
 
 
-def _tpe_rows(cfg, folds, X, y, data, flops_per_row_epoch, budgets):
-    """One TPE run of the largest budget, as the CLI runs it (``cfg``, search tpe: its
-    patience and batch) on the arms' folds; a row per budget: when --n-trials N would return
-    (its round's end, plus the refit of its best trial) and what it returns."""
+def _tpe_rows(cfg, X, y, data, flops_per_row_epoch, budgets):
+    """One TPE run of the largest budget, built as the CLI builds it (``make_tpe_search`` from
+    ``cfg``, search tpe); a row per budget: when --n-trials N would return (its round's end,
+    plus the refit of its best trial) and what it returns."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/optuna.db"  # what the CLI uses by default
-        s = TPESearchCV(make_regressor(cfg), n_trials=max(budgets), batch=cfg.trial_batch,
-                        max_epochs=cfg.max_epochs, patience=cfg.trial_patience, cv=folds,
-                        random_state=cfg.seed, storage=url, study_name="bench",
-                        refit=False)  # fmt: skip
+        s = make_tpe_search(replace(cfg, n_trials=max(budgets)), url).set_params(refit=False)
         t0 = time.perf_counter()
         s.fit(X, y)
         total = time.perf_counter() - t0
@@ -188,8 +189,9 @@ def run_seed(seed: int, data, peak: float, sizes: dict = FULL) -> tuple[list[dic
                  "member_epochs": int(pop.member_epochs_.sum()),
                  "search_cv_mse": -pop.best_score_, "params": _plain(pop.best_params_),
                  "test_mse": _test_mse(pop.best_estimator_, data)})  # fmt: skip
-    tpe, extra = _tpe_rows(replace(cfg, search="tpe"), folds, X, y, data, flops,
-                           sizes["budgets"])  # fmt: skip
+    # the arms' folds: cfg.shuffled_folds() of this cv and seed is `folds`
+    tcfg = replace(cfg, search="tpe", cv=sizes["folds"])
+    tpe, extra = _tpe_rows(tcfg, X, y, data, flops, sizes["budgets"])
     rows += tpe
     cache: dict = {}
     for r in rows:

@@ -79,21 +79,21 @@ def test_batched_trials_score_as_trained_one_by_one(tmp_path):
 
 
 class _Trial:
-    """What the round asks of an Optuna trial: report, and should_prune (the pruner's answer,
-    in the order it is asked: ``judged`` records that order)."""
+    """What the round asks of an Optuna trial: report, and should_prune (never prune; ``judged``
+    records the order in which it is asked)."""
 
-    def __init__(self, number, judged, prune=False):
-        self.number, self.judged, self.prune, self.reports = number, judged, prune, []
+    def __init__(self, number, judged):
+        self.number, self.judged, self.reports = number, judged, []
 
     def report(self, value, step):
         self.reports.append((step, value))
 
     def should_prune(self):
         self.judged.append(self.number)
-        return self.prune
+        return False
 
 
-def _round(reads, window=3, patience=0, max_epochs=1000, prune=()):
+def _round(reads, window=3, patience=0):
     """Feed a trial round hand-made reads: ``reads[c]`` is trial c's mean fold MSE at each
     check (every 10 epochs, one fold member each); returns the round, its trials and the order
     in which the pruner judged them, and the epoch each trial ended at."""
@@ -102,10 +102,10 @@ def _round(reads, window=3, patience=0, max_epochs=1000, prune=()):
     from glassnet.search.tpe import _TrialRound
 
     judged = []
-    search = SimpleNamespace(window=window, patience=patience, min_epochs=30,
-                             max_epochs=max_epochs, check_every=10, _improved=lambda *a: None,
+    search = SimpleNamespace(window=window, patience=patience, min_epochs=30, max_epochs=1000,
+                             check_every=10, _improved=lambda *a: None,
                              member_epochs_=0)  # fmt: skip
-    trials = [_Trial(c, judged, c in prune) for c in range(len(reads))]
+    trials = [_Trial(c, judged) for c in range(len(reads))]
     policy = _TrialRound(search, trials, 1, progress=None, t0=0.0)
     ended_at: dict[int, int] = {}
     for i in range(len(reads[0])):

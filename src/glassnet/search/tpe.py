@@ -59,9 +59,8 @@ class TPESearchCV(BaseEstimator):
     the lowest single read was luck that a fresh fit at that epoch did not repeat (on the
     tuning seeds 10-15, 5 folds: the search's own CV and a fresh 5-fold fit at the chosen epoch
     then agreed within 1% on five seeds and 9% on the sixth, against up to 23% apart with the
-    lowest read). A trial whose score has not improved for
-    ``patience`` checks ends complete (0: every trial that is not pruned trains to
-    ``max_epochs``). After ``fit``:
+    lowest read). A trial whose score has not improved for ``patience`` checks ends complete
+    (0: every trial that is not pruned trains to ``max_epochs``). After ``fit``:
     ``best_params_`` (with ``max_epochs`` = the best trial's best epoch), ``best_score_``
     (negative MSE, scikit-learn's sign), ``best_estimator_`` (refit on all data),
     ``member_epochs_`` (trained by this process), ``trace_`` ((seconds, member-epochs, best MSE)
