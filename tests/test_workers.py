@@ -103,8 +103,11 @@ def test_a_worker_killed_mid_trial_loses_no_trial(postgres_url, small_csvs, tmp_
         assert a.poll() is None, a.communicate()
         tag_file = tmp_path / ".a.partial" / ".run-id"
         if tag_file.exists() and _running_of(url, tag_file.read_text().strip()):
+            # frozen before its RUNNING trials are read: otherwise one could end between the
+            # read and the kill (trials that stall now end early) and be counted as lost
+            a.send_signal(signal.SIGSTOP)
             killed = _running_of(url, tag_file.read_text().strip())
-            a.send_signal(signal.SIGKILL)  # no handler runs: its trials stay RUNNING
+            a.send_signal(signal.SIGKILL if killed else signal.SIGCONT)  # no handler runs
         time.sleep(0.1)
     a.wait(timeout=30)
     assert killed and a.returncode == -signal.SIGKILL
