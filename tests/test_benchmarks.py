@@ -121,6 +121,7 @@ def test_search_benchmarks_smoke(tmp_path, script, flag):
     tpe = arms[f"tpe, {res['headline_trials']} trials"]
     # the headline is the sequential arm's seconds over TPE's, both until a model returns
     assert res["speedup_vs_sequential"] == pytest.approx(seq["seconds"] / tpe["seconds"], rel=0.05)
+    assert seed["tpe_seconds"] == pytest.approx(tpe["seconds"], abs=0.01)  # the headline row's
     # the same candidates, folds and stopping: the sequential fits, counted one by one, train
     # the population's member-epochs
     assert seq["member_epochs"] == pop["member_epochs"]
