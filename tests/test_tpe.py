@@ -12,6 +12,7 @@ import pytest
 from glassnet.cli import main
 from glassnet.estimators import RegressionConfig, make_regressor
 from glassnet.search.storage import storage_from_url
+from glassnet.search.studies import pruner_acts_at
 from glassnet.search.tpe import TPESearchCV
 
 EPOCHS, CHECK = 30, 10
@@ -103,7 +104,7 @@ def _round(reads, window=3, patience=0):
 
     judged = []
     search = SimpleNamespace(window=window, patience=patience, min_epochs=30, max_epochs=1000,
-                             check_every=10, _improved=lambda *a: None,
+                             check_every=10, pruner="halving", _improved=lambda *a: None,
                              member_epochs_=0)  # fmt: skip
     trials = [_Trial(c, judged) for c in range(len(reads))]
     policy = _TrialRound(search, trials, 1, progress=None, t0=0.0)
@@ -144,6 +145,23 @@ def test_trials_at_a_rung_are_judged_best_first():
     _, trials, judged, _ = _round(reads, window=1)
     assert judged == [3, 1, 2, 0]
     assert all(t.reports == [(30, reads[t.number][2])] for t in trials)
+
+
+def test_the_pruner_is_asked_only_where_it_can_act():
+    """Successive halving judges at its rungs (30, 90, 270, ... epochs here): asked between
+    them, it reads the whole study to decide nothing. The study still keeps the trial's curve,
+    a report every 30 epochs."""
+    reads = [[0.5 - 0.001 * i for i in range(30)]]  # improving: never stalls, never pruned
+    _, (trial,), judged, _ = _round(reads, window=1)
+    assert [step for step, _ in trial.reports] == list(range(30, 301, 30))
+    assert len(judged) == 3  # at 30, 90 and 270
+    # checks every 20 epochs: the first check on or after each rung; the median pruner
+    # compares at every multiple of its minimum (each trial checks at the same epochs)
+    def acts(name):
+        return [e for e in range(20, 1001, 20) if pruner_acts_at(name, 30, e, e - 20)]
+
+    assert acts("halving") == acts("hyperband") == [40, 100, 280, 820]
+    assert acts("median")[:4] == [40, 60, 100, 120] and acts("none") == []
 
 
 def test_pruned_trials_leave_the_computation():

@@ -25,6 +25,7 @@ __all__ = [
     "ReportToTrial",
     "make_pruner",
     "open_study",
+    "pruner_acts_at",
     "optuna_space",
     "trials_left",
 ]
@@ -35,6 +36,7 @@ RUN_TAG = "glassnet_run"  # a trial's user attribute: the run that asked for it
 UNTAGGED_STALE_S = 5.0
 
 PRUNERS = ("halving", "hyperband", "median", "none")
+REDUCTION = 3  # halving and hyperband keep the best third of the trials at each rung
 
 
 def make_pruner(name: str, min_resource: int, max_resource: int, startup: int) -> Any:
@@ -48,16 +50,37 @@ def make_pruner(name: str, min_resource: int, max_resource: int, startup: int) -
     import optuna
 
     if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=min_resource, reduction_factor=REDUCTION
+        )
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
-            min_resource=min_resource, max_resource=max_resource, reduction_factor=3
+            min_resource=min_resource, max_resource=max_resource, reduction_factor=REDUCTION
         )
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=min_resource)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise UserError(f"`pruner` must be one of {', '.join(PRUNERS)}, got {name}")
+
+
+def pruner_acts_at(name: str, min_resource: int, step: int, last: int) -> bool:
+    """Whether ``make_pruner(name, min_resource, ...)`` can prune on a report at ``step``, the
+    trial's previous check having been at ``last``.
+
+    Halving and hyperband judge a trial at the first report on or after each rung
+    (``min_resource`` x 3^k epochs); any other report is a database write and a read of the
+    whole study (in ``should_prune``) that decide nothing. The median pruner compares the
+    trials at every multiple of ``min_resource`` (each reports at the same checks); ``none``
+    never prunes."""
+    if name == "none" or step < min_resource:
+        return False
+    if name == "median":
+        return step // min_resource > last // min_resource
+    rung = min_resource
+    while rung <= last:
+        rung *= REDUCTION
+    return rung <= step
 
 
 def optuna_space(space: dict[str, tuple]) -> dict[str, Any]:

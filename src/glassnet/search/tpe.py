@@ -8,9 +8,10 @@ resource: every trial trains up to ``max_epochs``, reports its mean fold-validat
 sampling the epoch count as the study did.
 
 A round: ask ``batch`` trials, train their (trial x fold) members together, read the fold
-scores every ``check_every`` epochs, report the best so far to the pruner every ``min_epochs``
-epochs (its rungs), tell the trials as they end. The same engine, folds, initial weights and batches
-as ``PopulationSearchCV``: a trial's fold scores are those of training it alone.
+scores every ``check_every`` epochs, report the best so far to the pruner where it can act
+(halving: at its rungs, ``min_epochs`` x 3^k epochs), tell the trials as they end. The same
+engine, folds, initial weights and batches as ``PopulationSearchCV``: a trial's fold scores
+are those of training it alone.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from glassnet.search.engine import Population
 from glassnet.search.loop import MemberData, Policy, fold_rows, members_of, rows_by_group, train
 from glassnet.search.ranking import rank_scores
 from glassnet.search.storage import ask, fail_stale, heartbeats, storage_faults
-from glassnet.search.studies import RUN_TAG, make_pruner, open_study, optuna_space
+from glassnet.search.studies import (
+    RUN_TAG,
+    make_pruner,
+    open_study,
+    optuna_space,
+    pruner_acts_at,
+)
 
 __all__ = ["TPESearchCV", "REGRESSION_SPACE", "best_trial", "trial_mse", "trial_params"]
 
@@ -245,8 +252,8 @@ class _Best:
 class _TrialRound(Policy):
     """One batch of trials (``K`` fold members each, member id = trial * K + fold) as the loop
     trains them: a trial whose member diverges is pruned at once; every ``check_every``
-    epochs each trial's mean fold MSE is read and its best epoch kept; every ``min_epochs``
-    (the pruner's rungs) the best so far goes to the pruner; at ``max_epochs`` it is complete.
+    epochs each trial's mean fold MSE is read and its best epoch kept; at the pruner's rungs
+    the best so far goes to the pruner; at ``max_epochs`` it is complete.
     Ended trials are told to the study as they end."""
 
     def __init__(self, search: TPESearchCV, trials: list, K: int, progress: Progress,
@@ -274,9 +281,14 @@ class _TrialRound(Policy):
         """Each live trial's mean fold MSE, scored as the worst of its last ``window`` reads:
         keep its best score and epoch; end it complete at the epoch cap or after ``patience``
         checks without a better score, pruned when it diverged or when the pruner says so.
-        The pruner hears every min_epochs epochs (its rungs): each report is a database
-        write, and the best epoch is tracked here."""
-        tell_pruner = epoch % self.search.min_epochs == 0
+        Every min_epochs epochs the trial's score so far is reported (the study keeps each
+        trial's curve; each report is a database write), and the pruner is asked only where it
+        can act (``pruner_acts_at``; halving: its rungs at min_epochs x 3^k): elsewhere its
+        ``should_prune`` reads the whole study to decide nothing. The best epoch is tracked
+        here."""
+        report = epoch % self.search.min_epochs == 0
+        judge = pruner_acts_at(self.search.pruner, self.search.min_epochs, epoch,
+                               epoch - self.check_every)  # fmt: skip
         window, patience = self.search.window, self.search.patience
         at_rung = []
         for c, rows in rows_by_group(pop, self.K).items():
@@ -300,9 +312,11 @@ class _TrialRound(Policy):
             elif not math.isfinite(mse):
                 trial.report(math.inf, epoch)
                 self.ended[c] = TrialState.PRUNED
-            elif tell_pruner:
-                trial.report(best.mse, epoch)  # what the trial is worth so far
-                at_rung.append(c)
+            else:
+                if report or judge:
+                    trial.report(best.mse, epoch)  # what the trial is worth so far
+                if judge:
+                    at_rung.append(c)
         # Judged best first: a pruner compares a trial with those judged at its rung before
         # it, so the first judged sees no rival there and is always promoted. In trial order,
         # a round's weak first trials went on to the epoch cap.
