@@ -194,7 +194,7 @@ def search_efficiency() -> str:
             f"{res['tpe_rescored_cv_mse']:.4f}, the sequential arm "
             f"{res['sequential_rescored_cv_mse']:.4f}; TPE's is at least as good on {good} of "
             f"{len(seeds)} seeds. The population's arithmetic rate: a median "
-            f"{frac:.0%} of the matmul peak measured in the same run (target "
+            f"{frac:.0%} of the matmul peak read beside it in the same run (target "
             f"{t['population_peak']:.0%}: {met(frac >= t['population_peak'])})."]  # fmt: skip
     by = {(r["seed"], r["arm"]): r["seconds"] for r in res["rows"]}
     pop = "PopulationSearchCV (random)"
