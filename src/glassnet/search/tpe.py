@@ -8,10 +8,10 @@ resource: every trial trains up to ``max_epochs``, reports its mean fold-validat
 sampling the epoch count as the study did.
 
 A round: ask ``batch`` trials, train their (trial x fold) members together, read the fold
-scores every ``check_every`` epochs, report the best so far to the pruner where it can act
-(halving: at its rungs, ``min_epochs`` x 3^k epochs), tell the trials as they end. The same
-engine, folds, initial weights and batches as ``PopulationSearchCV``: a trial's fold scores
-are those of training it alone.
+scores every ``check_every`` epochs, report the best so far every ``min_epochs`` epochs and
+ask the pruner where it can act (halving: at its rungs, ``min_epochs`` x 3^k epochs), tell
+the trials as they end. The same engine, folds, initial weights and batches as
+``PopulationSearchCV``: a trial's fold scores are those of training it alone.
 """
 
 from __future__ import annotations
@@ -252,8 +252,9 @@ class _Best:
 class _TrialRound(Policy):
     """One batch of trials (``K`` fold members each, member id = trial * K + fold) as the loop
     trains them: a trial whose member diverges is pruned at once; every ``check_every``
-    epochs each trial's mean fold MSE is read and its best epoch kept; at the pruner's rungs
-    the best so far goes to the pruner; at ``max_epochs`` it is complete.
+    epochs each trial's mean fold MSE is read and its best epoch kept; every ``min_epochs``
+    the best so far is reported, and at the pruner's rungs it is judged; at ``max_epochs``
+    it is complete.
     Ended trials are told to the study as they end."""
 
     def __init__(self, search: TPESearchCV, trials: list, K: int, progress: Progress,
