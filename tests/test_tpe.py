@@ -164,6 +164,26 @@ def test_the_pruner_is_asked_only_where_it_can_act():
     assert acts("median")[:4] == [40, 60, 100, 120] and acts("none") == []
 
 
+@pytest.mark.parametrize("pruner", ["halving", "hyperband"])
+def test_asking_the_pruner_only_at_its_rungs_changes_no_search(pruner, monkeypatch, tmp_path):
+    """The same trials, pruned at the same epochs, with the same choice, as when the pruner
+    was asked at every report (every min_epochs). One study name for both: hyperband puts a
+    trial in a bracket by hashing it with the trial's number."""
+    import glassnet.search.tpe as tpe
+
+    X, y = _data()
+    kw = dict(n_trials=8, batch=4, max_epochs=90, pruner=pruner, study_name="same")
+    shipped = _search(storage=f"sqlite:///{tmp_path / 'a.db'}", **kw).fit(X, y)
+    monkeypatch.setattr(tpe, "pruner_acts_at", lambda name, m, step, last: step % m == 0)
+    everywhere = _search(storage=f"sqlite:///{tmp_path / 'b.db'}", **kw).fit(X, y)
+
+    def trials(s):
+        return [(t.params, t.state, t.user_attrs["epochs_trained"]) for t in s.study_.trials]
+
+    assert trials(shipped) == trials(everywhere) and shipped.n_pruned_ > 0
+    assert shipped.best_params_ == everywhere.best_params_
+
+
 def test_pruned_trials_leave_the_computation():
     """Member-epochs count what was trained: pruned trials stop costing at once."""
     X, y = _data()
