@@ -70,9 +70,8 @@ def pruner_acts_at(name: str, min_resource: int, step: int, last: int) -> bool:
 
     Halving and hyperband judge a trial at the first report on or after each rung
     (``min_resource`` x 3^k epochs); asked anywhere else, ``should_prune`` reads the whole
-    study and decides nothing. The median pruner compares the
-    trials at every multiple of ``min_resource`` (each reports at the same checks); ``none``
-    never prunes."""
+    study and decides nothing. The median pruner compares the trials at every multiple of
+    ``min_resource`` (each reports at the same checks); ``none`` never prunes."""
     if name == "none" or step < min_resource:
         return False
     if name == "median":
