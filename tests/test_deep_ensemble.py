@@ -219,3 +219,28 @@ def test_band_scale_widens_the_band_alone_and_saved_runs_keep_it(tmp_path, fast_
     with torch.no_grad():
         torch.testing.assert_close(load_regression_model(res.run_dir).band_std(x), plain)
     assert RegressionConfig.from_run(res.run_dir).band_scale == 1.0
+
+
+def test_keep_members_saves_the_kept_and_old_runs_keep_all(tmp_path, fast_cfg, capsys):
+    cfg = replace(fast_cfg, search="deep-ensemble", members=3, ensemble_epochs=20,
+                  penalty=1e-3, penalty_spread=2.0, keep_members=1)  # fmt: skip
+    res = run_regression(cfg, out=tmp_path / "r")
+    m = res.metrics
+    ev = np.array(m.member_evidence, dtype=float)
+    assert m.ensemble_members == 1 and m.kept_members == [int(np.argmax(ev))]
+    loaded = load_regression_model(res.run_dir)
+    assert len(loaded.members) == 1
+    x = torch.linspace(-4, 4, 9).reshape(-1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), res.model(x))
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert RegressionConfig.from_run(tmp_path / "r").keep_members == 1
+    del saved["keep_members"]  # a run folder from before the setting kept every member
+    (tmp_path / "r" / "config.json").write_text(json.dumps(saved))
+    assert RegressionConfig.from_run(tmp_path / "r").keep_members == 0
+    rc = main(["regression", "--train", fast_cfg.train, "--test", fast_cfg.test,
+               "--keep-members", "5", "--out", str(tmp_path / "y")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "--keep-members must be 0 to --members (4), got 5" in err[0]
+    assert not (tmp_path / "y").exists()

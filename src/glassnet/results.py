@@ -107,6 +107,10 @@ class RegressionMetrics(_Result):
     n_failed: int | None = None
     failed: list[dict[str, Any]] | None = None
     ensemble_members: int | None = None  # ensemble search only
+    # deep ensemble: each member's Laplace log evidence (nats; None: diverged) and the members
+    # kept (all, or those of highest evidence with --keep-members)
+    member_evidence: list[float | None] | None = None
+    kept_members: list[int] | None = None
     member_epochs: Any = None
     n_pruned: int | None = None  # tpe search only: trials stopped by the pruner
     study: dict[str, str] | None = None  # tpe search only: Optuna storage and study name

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--penalty-spread", type=_float, metavar="DECADES",
                    help="the members' penalties log-spaced over DECADES around --penalty "
                    f"(0: all the same; default: {reg.penalty_spread})")
+    e.add_argument("--keep-members", type=_int, metavar="K",
+                   help="after training, keep the K members of highest Laplace evidence, "
+                   f"which chooses among their penalties (0: all; default: {reg.keep_members})")
     e.add_argument("--ensemble-epochs", type=_int,
                    help=f"epochs per member (default: {reg.ensemble_epochs})")
     e.add_argument("--band-scale", type=_float, metavar="K",

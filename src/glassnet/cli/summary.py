@@ -34,6 +34,9 @@ def regression_summary(m: RegressionMetrics, run_dir: Path) -> str:
         )
     if m.ensemble_members is not None:
         what = "nets from different seeds" if m.search == "deep-ensemble" else "fold models"
+        if m.member_evidence is not None and m.ensemble_members < len(m.member_evidence):
+            what = (f"of {len(m.member_evidence)} {what} (those of highest Laplace evidence: "
+                    f"members {', '.join(map(str, m.kept_members or []))})")  # fmt: skip
         lines.append(
             f"  model      mean of {m.ensemble_members} {what} at epoch {m.epochs_run}"
         )

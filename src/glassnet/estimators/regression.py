@@ -66,7 +66,8 @@ SEARCHES: dict[str, Search] = {
     "deep-ensemble": Search(
         "the default: --members nets from different seeds trained together on all the data "
         "with Adam, each with a Bayesian last layer, averaged",
-        ("members", "adam_lr", "penalty", "penalty_spread", "ensemble_epochs", "band_scale"),
+        ("members", "adam_lr", "penalty", "penalty_spread", "keep_members", "ensemble_epochs",
+         "band_scale"),
         ensemble=True,
     ),
     "tpe": Search(
@@ -98,7 +99,8 @@ SEARCHES: dict[str, Search] = {
 ENSEMBLES = tuple(k for k, s in SEARCHES.items() if s.ensemble)
 # What a run's config.json lacks when it was written before the setting existed: the value
 # that run trained with (not today's default), so that `glassnet rerun` repeats it.
-SETTINGS_BEFORE = {"penalty_spread": 0.0, "band_scale": 1.0, "trial_patience": 0}
+SETTINGS_BEFORE = {"penalty_spread": 0.0, "band_scale": 1.0, "trial_patience": 0,
+                   "keep_members": 0}  # fmt: skip
 FOLDS = ("blocked", "shuffled")
 
 
@@ -120,6 +122,9 @@ class RegressionConfig:
     adam_lr: float = 3e-3
     penalty: float = 3e-4  # the members' L2 penalties are log-spaced around this value ...
     penalty_spread: float = 0.0  # ... over this many decades (0: every member the same)
+    # after training, keep only the `keep_members` members of highest Laplace evidence
+    # (search.laplace: the evidence chooses among their penalties); 0 keeps every member
+    keep_members: int = 0
     ensemble_epochs: int = 2000
     band_scale: float = 1.25  # the band (mean +- 2 std) widened by this factor: a calibration
     # chosen on the development functions (the band as computed covered ~80% of their test
@@ -184,6 +189,10 @@ class RegressionConfig:
             (
                 0 <= self.penalty_spread <= 6,
                 f"`penalty_spread` must be 0 to 6 decades, got {self.penalty_spread}",
+            ),
+            (
+                0 <= self.keep_members <= self.members,
+                f"`keep_members` must be 0 to `members` ({self.members}), got {self.keep_members}",
             ),
             (
                 0.1 <= self.band_scale <= 10,
@@ -320,6 +329,7 @@ def make_deep_ensemble(cfg: RegressionConfig, progress: Progress | None = None
         optimizer="adam",
         lr=cfg.adam_lr,
         weight_decay=member_penalties(cfg.penalty, cfg.penalty_spread, cfg.members),
+        keep=cfg.keep_members or None,
         epochs=cfg.ensemble_epochs,
         batch_size=cfg.batch_size,
         band_scale=cfg.band_scale,

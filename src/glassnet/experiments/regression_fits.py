@@ -66,6 +66,8 @@ def _deep_ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progre
         "best_params": {"optimizer": "adam", "lr": cfg.adam_lr, "penalty": est.penalties_,
                         "max_epochs": cfg.ensemble_epochs},  # fmt: skip
         "ensemble_members": len(est.ensemble_.members),
+        "member_evidence": [None if np.isnan(v) else round(float(v), 3) for v in est.evidence_],
+        "kept_members": est.kept_,
         "n_failed": int(est.failed_.sum()),
         "member_epochs": est.member_epochs_,
         "epochs_run": cfg.ensemble_epochs,

@@ -40,10 +40,13 @@ from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
 from glassnet.search.engine import Population
+from glassnet.search.laplace import log_evidence, tangent_kernel
 from glassnet.search.loop import MemberData, Policy, train
 from glassnet.search.optimizers import OPTIMIZERS
 
 __all__ = ["DeepEnsembleRegressor", "EnsemblePredictions"]
+
+EVIDENCE_ROWS = 2000  # the evidence's kernel is rows x rows: beyond this, a seeded draw of rows
 
 
 class EnsemblePredictions(RegressorMixin):
@@ -91,6 +94,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         epochs: int = 2000,
         batch_size: int = 128,
         last_layer: str = "bayes",
+        keep: int | None = None,
         band_scale: float = 1.25,
         record_every: int = 10,
         random_state: int = 0,
@@ -108,6 +112,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.last_layer = last_layer
+        self.keep = keep
         self.band_scale = band_scale
         self.record_every = record_every
         self.random_state = random_state
@@ -132,6 +137,14 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         if not alive:
             raise NoModelError(f"every member diverged (training loss NaN/inf at lr={self.lr})")
         members = [pop.module(r, self._blank(X.shape[1], y.shape[1])).eval() for r in alive]
+        ids = [pop.ids[r] for r in alive]
+        self.evidence_ = np.full(self.n_members, np.nan)  # a failed member has none
+        if y.shape[1] == 1:
+            self.evidence_[ids] = self._evidence(members, [self.penalties_[m] for m in ids], Xs, ys)
+        if self.keep is not None and self.keep < len(ids):  # the members of highest evidence
+            best = sorted(np.argsort(-self.evidence_[ids], kind="stable")[: self.keep])
+            members, ids = [members[k] for k in best], [ids[k] for k in best]
+        self.kept_ = ids
         last = bayesian_last_layer(members, Xs, ys) if self.last_layer == "bayes" else {}
         self.ensemble_ = RegressionEnsemble(
             members, x_mean, x_scale, y_mean, y_scale, **last, band_scale=self.band_scale
@@ -151,6 +164,8 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not (math.isfinite(self.band_scale) and self.band_scale > 0):
             raise ValueError(f"band_scale must be > 0, got {self.band_scale}")
+        if self.keep is not None and not 1 <= int(self.keep) <= self.n_members:
+            raise ValueError(f"keep must be None or 1 to n_members, got {self.keep}")
         if self.last_layer not in ("bayes", "trained"):
             raise ValueError(f"last_layer must be 'bayes' or 'trained', got {self.last_layer!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -169,6 +184,24 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
             raise ValueError(f"weight_decay must be >= 0, one value or one per member "
                              f"({self.n_members}), got {wd}")  # fmt: skip
         return each
+
+    def _evidence(self, members: list[MLP], penalties: list[float], X: torch.Tensor,
+                  y: torch.Tensor) -> list[float]:  # fmt: skip
+        """Each trained member's Laplace log evidence (``search.laplace``), standardised
+        units, on at most EVIDENCE_ROWS rows (a seeded draw of them beyond that: the kernel is
+        rows x rows)."""
+        if len(X) > EVIDENCE_ROWS:
+            gen = torch.Generator().manual_seed(self.random_state)
+            rows = torch.randperm(len(X), generator=gen)[:EVIDENCE_ROWS]
+            X, y = X[rows], y[rows]
+        out = []
+        for m, wd in zip(members, penalties):
+            with torch.no_grad():
+                r = (y - m(X))[:, 0]  # (n,)
+                theta_sq = sum(float((p.double() ** 2).sum()) for p in m.parameters())
+            K = tangent_kernel(m, X, self.activation)  # (n, n)
+            out.append(log_evidence(K, r, theta_sq, wd) if wd > 0 else math.nan)
+        return out
 
     def _blank(self, n_in: int, n_out: int) -> MLP:
         return MLP(n_in, tuple(self.hidden), n_out, self.activation)
