@@ -127,11 +127,12 @@ def regression_quality_dev() -> str:
     return head + "\n\n" + _panel(res)
 
 
-def regression_probes() -> str:
-    """Development-seed probes (``--set``) beside the shipped default, function by function:
-    ratio to the GP and band coverage. What a lever did, not a claim about the default."""
+def regression_probes(names: tuple[str, ...] = ()) -> str:
+    """Development-seed probes (``--set``, the JSON files ``names``) beside the shipped
+    default, function by function: ratio to the GP and band coverage. What a lever did, not a
+    claim about the default."""
     shipped = _shipped(_load("regression_quality_dev"), "regression_quality_dev")
-    probes = [_load(name) for name in PROBES]
+    probes = [_load(name) for name in names]
     for res in probes:
         if res["seed0"] != shipped["seed0"] or not res["overrides"]:
             raise SystemExit("a regression probe must be a --set run on the development seeds")
@@ -146,7 +147,7 @@ def regression_probes() -> str:
 
     out = [f"Development seeds {shipped['seed0']}-{shipped['seed0'] + len(shipped['rows']) - 1}"
            " only; ratio to the GP (band coverage of the band as computed, before the 1.25 "
-           "widening, which these probes predate):", "",
+           "widening, which the first probes predate):", "",
            "| function | " + " | ".join(f"`{name}`" for name, _ in arms) + " |",
            "|---|" + "---|" * len(arms)]  # fmt: skip
     for i, row in enumerate(shipped["rows"]):
@@ -164,6 +165,8 @@ def regression_probes() -> str:
 
 
 PROBES = ("regression_probe_ladder", "regression_probe_ladder_lr")
+EVIDENCE_PROBES = ("regression_probe_evidence_keep1", "regression_probe_evidence_narrow_keep1",
+                   "regression_probe_evidence_keep2of8")  # fmt: skip
 
 
 def search_efficiency() -> str:
@@ -409,7 +412,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "search_efficiency_tpe_3folds": search_efficiency_tpe_3folds,
     "regression_quality": regression_quality,
     "regression_quality_dev": regression_quality_dev,
-    "regression_probes": regression_probes,
+    "regression_probes": lambda: regression_probes(PROBES),
+    "regression_probes_evidence": lambda: regression_probes(EVIDENCE_PROBES),
 }
 
 _BLOCK = re.compile(r"(<!-- render: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
