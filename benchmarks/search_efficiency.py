@@ -58,6 +58,7 @@ from glassnet.progress import Progress  # noqa: E402
 from glassnet.search.adapter import refit_best  # noqa: E402
 from glassnet.search.population import PopulationSearchCV  # noqa: E402
 from glassnet.search.spaces import regression_distributions  # noqa: E402
+from glassnet.search.storage import run_study  # noqa: E402
 from glassnet.search.tpe import best_trial, trial_params  # noqa: E402
 from glassnet.training import StopOnDivergence  # noqa: E402
 
@@ -132,7 +133,7 @@ def _tpe_rows(cfg, X, y, data, flops_per_row_epoch, budgets):
     ``cfg``, search tpe); a row per budget: when --n-trials N would return (its round's end,
     plus the refit of its best trial) and what it returns."""
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/optuna.db"  # what the CLI uses by default
+        url = run_study(lambda name: Path(tmp) / name)  # the study a CLI run keeps
         s = make_tpe_search(replace(cfg, n_trials=max(budgets)), url).set_params(refit=False)
         t0 = time.perf_counter()
         s.fit(X, y)

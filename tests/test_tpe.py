@@ -276,8 +276,8 @@ def test_cli_tpe_leaves_a_study_and_refits_it_with_zero_trials(small_csvs, tmp_p
     assert main(_cli(small_csvs, tmp_path / "c")) == 0  # default: a study in the run folder
     capsys.readouterr()
     study = optuna.load_study(study_name="glassnet-regression",
-                              storage=f"sqlite:///{tmp_path / 'c' / 'optuna.db'}")  # fmt: skip
-    assert len(study.trials) == 6
+                              storage=storage_from_url(str(tmp_path / "c" / "optuna.log")))
+    assert len(study.trials) == 6 and not (tmp_path / "c" / "optuna.db").exists()
     # trial patience is saved, and a run folder from before it reruns without it
     saved = json.loads((tmp_path / "c" / "config.json").read_text())
     assert saved["trial_patience"] == 15
@@ -322,7 +322,7 @@ def test_classify_tpe_prunes_by_validation_accuracy(tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)["metrics"]
     assert set(m["best_params"]) == {"lr", "dropout", "batch_size", "epochs"}
     study = optuna.load_study(study_name="glassnet-classify-mlp",
-                              storage=f"sqlite:///{tmp_path / 'a' / 'optuna.db'}")  # fmt: skip
+                              storage=storage_from_url(str(tmp_path / "a" / "optuna.log")))
     states = [t.state.name for t in study.trials]
     assert len(states) == 6 and "PRUNED" in states and "COMPLETE" in states
     assert max(t.value for t in study.trials if t.value is not None) == pytest.approx(
@@ -331,15 +331,18 @@ def test_classify_tpe_prunes_by_validation_accuracy(tmp_path, capsys):
     trials = (tmp_path / "a" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 6
     # --n-trials 0 trains the study's best trial again, from its parameters
-    url = f"sqlite:///{tmp_path / 'a' / 'optuna.db'}"
+    url = str(tmp_path / "a" / "optuna.log")
     assert main([*args, "--n-trials", "0", "--storage", url, "--out", str(tmp_path / "b")]) == 0
     again = json.loads(capsys.readouterr().out)["metrics"]
     assert again["best_params"] == m["best_params"]
     assert again["val_accuracy"] == pytest.approx(m["val_accuracy"])
 
 
-def test_interrupted_tpe_run_resumes_from_its_study(small_csvs, tmp_path, monkeypatch):
-    """The study is the record: finished trials are kept, not trained again."""
+@pytest.mark.parametrize("made_before", [False, True])
+def test_interrupted_tpe_run_resumes_from_its_study(small_csvs, tmp_path, monkeypatch,
+                                                    made_before):  # fmt: skip
+    """The study is the record: finished trials are kept, not trained again. A run folder made
+    before the journal file holds its study in optuna.db, and resumes from that."""
     import glassnet.search.tpe as tpe
     from glassnet.experiments.regression import run_regression
 
@@ -358,16 +361,24 @@ def test_interrupted_tpe_run_resumes_from_its_study(small_csvs, tmp_path, monkey
     interrupt = True
     with pytest.raises(KeyboardInterrupt):
         run_regression(cfg, out=tmp_path / "r")
-    assert (tmp_path / ".r.partial" / "optuna.db").exists()
+    journal = tmp_path / ".r.partial" / "optuna.log"
+    assert journal.exists() and not (tmp_path / ".r.partial" / "optuna.db").exists()
+    name, url = "glassnet-regression", str(tmp_path / "r" / "optuna.log")
+    if made_before:  # the same study as an older glassnet left it: SQLite, no journal
+        optuna.copy_study(from_study_name=name, from_storage=storage_from_url(str(journal)),
+                          to_storage=f"sqlite:///{journal.with_name('optuna.db')}")  # fmt: skip
+        journal.unlink()
+        url = f"sqlite:///{tmp_path / 'r' / 'optuna.db'}"
     interrupt, rounds[:] = False, []
     res = run_regression(cfg, out=tmp_path / "r", resume=True)
     assert rounds == [3]  # only the 3 trials still missing
-    study = optuna.load_study(study_name="glassnet-regression",
-                              storage=f"sqlite:///{tmp_path / 'r' / 'optuna.db'}")  # fmt: skip
+    assert (tmp_path / "r" / "optuna.log").exists() != made_before  # no second study
+    study = optuna.load_study(study_name=name, storage=storage_from_url(url))
     states = [t.state.name for t in study.trials]
     assert states.count("FAIL") == 3  # the interrupted batch, marked so
     assert sum(s in ("COMPLETE", "PRUNED") for s in states) == 6
     assert res.metrics.n_candidates == 6
+    assert res.metrics.study["storage"] == ("optuna.db" if made_before else "optuna.log")
 
 
 def test_every_trial_diverging_is_one_error_and_one_diverging_is_listed():

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage (default: sqlite:///RUN/optuna.db): a database URL, e.g. "
+        help="Optuna storage (default: the journal file RUN/optuna.log): a database URL, e.g. "
         "postgresql://user@host/db, or a journal file, e.g. study.log (several processes on "
         "one machine); processes given the same storage and --study-name share one study, "
         "and a dead worker's trials are asked again",
@@ -300,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--n-trials", type=_int, default=12, help="trials this process runs (12)")
     ct.add_argument("--pruner", choices=PRUNERS, default="halving")
     ct.add_argument("--storage", metavar="URL",
-                    help="default: sqlite:///RUN/optuna.db; or postgresql://..., or a journal "
-                    "file (study.log)")  # fmt: skip
+                    help="default: the journal file RUN/optuna.log; or postgresql://..., or "
+                    "sqlite:///study.db, or another journal file (study.log)")  # fmt: skip
     ct.add_argument("--study-name", help="default: glassnet-classify-<model>")
     c.add_argument("--grid-lr", type=_float, nargs="+", default=[1e-3, 3e-4])
     c.add_argument("--grid-dropout", type=_float, nargs="+", default=[0.1, 0.3])

@@ -170,7 +170,7 @@ class ClassificationConfig:
     grid_epochs: tuple[int, ...] = (10, 20, 30)  # read off one run per (lr, dropout)
     n_trials: int = 12  # --search tpe: trials this process runs (0: retrain the study's best)
     pruner: str = "halving"  # --search tpe: stops trials by validation accuracy per epoch
-    storage: str | None = None  # --search tpe: Optuna storage URL (None: the run's optuna.db)
+    storage: str | None = None  # --search tpe: Optuna storage URL (None: the run's optuna.log)
     study_name: str | None = None  # --search tpe: default glassnet-classify-<model>
     max_train: int | None = None  # use only this many training images (quick runs)
     seed: int = 0

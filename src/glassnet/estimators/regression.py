@@ -150,7 +150,7 @@ class RegressionConfig:
     probe_x: tuple[float, ...] = (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0)
     figures: bool = True  # draw the PNGs; False: metrics, weights and history only (sweeps)
     # --search tpe: trials this process runs (0: refit the study's best), trained `trial_batch`
-    # at a time up to max_epochs; the pruner; the Optuna storage URL (None: optuna.db in the
+    # at a time up to max_epochs; the pruner; the Optuna storage URL (None: optuna.log in the
     # run folder) and study name. Chosen on seeds 100-102 (benchmarks/RESULTS.md).
     n_trials: int = 30
     trial_batch: int = 6

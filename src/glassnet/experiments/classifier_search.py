@@ -96,18 +96,18 @@ def tpe_space(cfg: ClassificationConfig) -> dict[str, tuple]:
 def tpe_search(cfg, n_classes, train, valid, progress, run, resumed: bool):
     """Optuna proposes (lr, dropout, batch size, epochs); each trial trains one net, reports
     its validation accuracy every epoch, and the pruner stops the hopeless. The study (the
-    run's optuna.db unless --storage) is the record: a resumed run keeps its finished trials.
+    run's optuna.log unless --storage) is the record: a resumed run keeps its finished trials.
     The best trial's net is kept in memory; one trained elsewhere (another worker, an earlier
     process, --n-trials 0) is trained again from its parameters."""
     import optuna
 
-    from glassnet.search.storage import storage_faults
+    from glassnet.search.storage import run_study, storage_faults
     from glassnet.search.studies import make_pruner, open_study
 
     space = tpe_space(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=4)
     pruner = make_pruner(cfg.pruner, 1, cfg.epochs, 4)
-    storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
+    storage = cfg.storage or run_study(run.file)
     name = cfg.study_name or f"glassnet-classify-{cfg.model}"
     study = open_study(storage, name, "maximize", space, sampler, pruner)
     with storage_faults(storage):

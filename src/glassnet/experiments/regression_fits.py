@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from glassnet.redact import mask_url
 from glassnet.search.adapter import fold_models
 from glassnet.search.cv import cv_rows, make_search, search_summary
 from glassnet.search.spaces import regression_distributions, regression_grid
+from glassnet.search.storage import run_study
 from glassnet.search.tpe import trial_mse
 from glassnet.search.trials import (
     TrialRecord,
@@ -101,10 +103,10 @@ def _ensemble(cfg: RegressionConfig, data: RegressionData, progress: Progress, *
 
 
 def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, resume) -> Fit:
-    """--search tpe: Optuna's study is the search's record (optuna.db in the run folder unless
+    """--search tpe: Optuna's study is the search's record (optuna.log in the run folder unless
     --storage names another); a resumed run keeps its finished trials and runs the rest."""
     X, y = _as_column(data.x_train), data.y_train.astype(np.float32)
-    storage = cfg.storage or f"sqlite:///{run.file('optuna.db')}"
+    storage = cfg.storage or run_study(run.file)
     search = make_tpe_search(cfg, storage, progress)
     search.set_params(run_tag=run.run_id)  # this run's trials, even in a shared study
     if resume:  # the study is the record: run only the trials still missing
@@ -127,7 +129,8 @@ def _tpe(cfg: RegressionConfig, data: RegressionData, progress: Progress, run, r
         "best_params": search.best_params_,
         "member_epochs": search.member_epochs_,
         "epochs_run": search.best_params_["max_epochs"],
-        "study": {"storage": mask_url(cfg.storage) or "optuna.db", "name": cfg.study_name},
+        "study": {"storage": mask_url(cfg.storage) or Path(storage.split("///")[-1]).name,
+                  "name": cfg.study_name},
     }
     net = search.best_estimator_
     best = search.best_params_
