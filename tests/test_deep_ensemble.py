@@ -244,3 +244,7 @@ def test_keep_members_saves_the_kept_and_old_runs_keep_all(tmp_path, fast_cfg, c
     assert rc == 2 and len(err) == 1
     assert "--keep-members must be 0 to --members (4), got 5" in err[0]
     assert not (tmp_path / "y").exists()
+    rc = main(["regression", "--train", fast_cfg.train, "--test", fast_cfg.test,
+               "--keep-members", "2", "--penalty", "0", "--out", str(tmp_path / "z")])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "needs --penalty > 0" in err[0]

@@ -99,3 +99,5 @@ def test_keep_takes_the_members_of_highest_evidence():
     assert ev[2] == pytest.approx(log_evidence(tangent_kernel(m, xs, "tanh"), r, theta_sq, 1e-1))
     with pytest.raises(ValueError, match="keep must be None or 1 to n_members"):
         DeepEnsembleRegressor(**kw, keep=5).fit(x, y)
+    with pytest.raises(ValueError, match="needs every weight_decay > 0"):
+        DeepEnsembleRegressor(**{**kw, "weight_decay": (0.0, 1e-3, 1e-1, 1.0)}, keep=2).fit(x, y)

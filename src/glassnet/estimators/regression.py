@@ -195,6 +195,10 @@ class RegressionConfig:
                 f"`keep_members` must be 0 to `members` ({self.members}), got {self.keep_members}",
             ),
             (
+                self.keep_members == 0 or self.penalty > 0,
+                "`keep_members` chooses by the Laplace evidence, which needs `penalty` > 0",
+            ),
+            (
                 0.1 <= self.band_scale <= 10,
                 f"`band_scale` must be 0.1 to 10, got {self.band_scale}",
             ),

@@ -73,7 +73,11 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
     loss turns NaN/inf leaves at once and is listed in ``failed_``; the others make the model.
     After ``fit``: ``ensemble_`` (a ``RegressionEnsemble``), ``curves_`` (the members' mean
     training MSE, data units, every ``record_every`` epochs), ``failed_``, ``member_epochs_``,
-    ``penalties_`` (each member's weight decay).
+    ``penalties_`` (each member's weight decay), ``evidence_`` (each member's Laplace log
+    evidence as trained, ``search.laplace``; NaN where it diverged or had no penalty) and
+    ``kept_`` (the members in the model). ``keep``: keep only the ``keep`` members of highest
+    evidence (None: all), a choice among their penalties; it measured no better than keeping
+    all on the development functions (benchmarks/RESULTS.md), so the default keeps all.
     ``last_layer``: ``bayes`` (each member's Bayesian last layer, above: its mean is the output
     layer, its variance joins the band) or ``trained`` (the nets as trained; the band is their
     spread alone). ``band_scale`` widens the band by that factor: 1.25, chosen on the
@@ -124,6 +128,9 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         """Train every member on all rows of (X, y); keep them as ``ensemble_``."""
         self._check_params()
         self.penalties_ = self._penalties()  # checked too, before any work
+        if self.keep is not None and min(self.penalties_) <= 0:
+            raise ValueError("keep chooses by the Laplace evidence, which needs every "
+                             "weight_decay > 0")  # fmt: skip
         X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         x_mean, x_scale = standard_scaling(X)
