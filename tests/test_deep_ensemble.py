@@ -228,6 +228,14 @@ def test_keep_members_saves_the_kept_and_old_runs_keep_all(tmp_path, fast_cfg, c
     m = res.metrics
     ev = np.array(m.member_evidence, dtype=float)
     assert m.ensemble_members == 1 and m.kept_members == [int(np.argmax(ev))]
+    from glassnet.cli.summary import regression_summary
+
+    line = "mean of 1 of 3 nets from different seeds (those of highest Laplace evidence: members"
+    assert line in regression_summary(m, res.run_dir)
+    # members left out because they diverged were not chosen by their evidence
+    diverged = replace(m, member_evidence=[ev[0], None, ev[2]], kept_members=[0, 2],
+                       ensemble_members=2)  # fmt: skip
+    assert "mean of 2 nets from different seeds at" in regression_summary(diverged, res.run_dir)
     loaded = load_regression_model(res.run_dir)
     assert len(loaded.members) == 1
     x = torch.linspace(-4, 4, 9).reshape(-1, 1)

@@ -34,9 +34,11 @@ def regression_summary(m: RegressionMetrics, run_dir: Path) -> str:
         )
     if m.ensemble_members is not None:
         what = "nets from different seeds" if m.search == "deep-ensemble" else "fold models"
-        if m.member_evidence is not None and m.ensemble_members < len(m.member_evidence):
-            what = (f"of {len(m.member_evidence)} {what} (those of highest Laplace evidence: "
-                    f"members {', '.join(map(str, m.kept_members or []))})")  # fmt: skip
+        # kept by evidence: fewer members than trained without diverging (None: no evidence)
+        scored = sum(e is not None for e in m.member_evidence or [])
+        if m.kept_members is not None and len(m.kept_members) < scored:
+            what = (f"of {scored} {what} (those of highest Laplace evidence: "
+                    f"members {', '.join(map(str, m.kept_members))})")  # fmt: skip
         lines.append(
             f"  model      mean of {m.ensemble_members} {what} at epoch {m.epochs_run}"
         )
