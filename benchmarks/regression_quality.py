@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--set",
         nargs="+",
+        action="extend",  # `--set a=1 --set b=2` keeps both (a plain nargs="+" kept only b)
         default=[],
         metavar="KEY=VALUE",
         help="development probes only: run the panel with these RegressionConfig fields changed "

@@ -36,10 +36,11 @@ def test_regression_quality_smoke(tmp_path):
     write_csv(tmp_path / "data" / "regression" / "test_data.csv", x, np.sin(x))
     out = tmp_path / "rq.json"
     _run("regression_quality.py", "--smoke", "--study-data", str(tmp_path / "data"),
-         "--set", "penalty=1e-3", "members=3", "--json", str(out))  # fmt: skip
+         "--set", "penalty=1e-3", "--set", "members=3", "--json", str(out))  # fmt: skip
     res = json.loads(out.read_text())
     assert res["smoke"] and len(res["rows"]) == 2
-    assert res["overrides"] == {"penalty": 1e-3, "members": 3}  # typed like the fields
+    # typed like the fields; a repeated --set adds to the earlier ones
+    assert res["overrides"] == {"penalty": 1e-3, "members": 3}
     # the band read at other widths from the same runs: at the default's own, its coverage
     widths = res["median_coverage_by_band_scale"]
     assert widths["1.25"] == pytest.approx(res["median_band_coverage"])
