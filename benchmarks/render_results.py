@@ -167,6 +167,8 @@ def regression_probes(names: tuple[str, ...] = ()) -> str:
 PROBES = ("regression_probe_ladder", "regression_probe_ladder_lr")
 EVIDENCE_PROBES = ("regression_probe_evidence_keep1", "regression_probe_evidence_narrow_keep1",
                    "regression_probe_evidence_keep2of8")  # fmt: skip
+LR_PROBES = ("regression_probe_lr1e-3", "regression_probe_e4000",
+             "regression_probe_lr1e-3_e4000")  # fmt: skip
 
 
 def search_efficiency() -> str:
@@ -414,6 +416,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "regression_quality_dev": regression_quality_dev,
     "regression_probes": lambda: regression_probes(PROBES),
     "regression_probes_evidence": lambda: regression_probes(EVIDENCE_PROBES),
+    "regression_probes_lr": lambda: regression_probes(LR_PROBES),
 }
 
 _BLOCK = re.compile(r"(<!-- render: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
