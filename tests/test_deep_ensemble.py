@@ -256,3 +256,24 @@ def test_keep_members_saves_the_kept_and_old_runs_keep_all(tmp_path, fast_cfg, c
                "--keep-members", "2", "--penalty", "0", "--out", str(tmp_path / "z")])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "needs --penalty > 0" in err[0]
+
+
+def test_snapshots_are_the_model_a_shorter_fit_would_have_made():
+    # The snapshot after e epochs is built like the final model, so it predicts what a fit of
+    # e epochs makes (same seeds, same batches), and the last snapshot is the model itself.
+    x, y = _data(n=40)
+    kw = {"hidden": (12, 6), "n_members": 2, "weight_decay": 1e-3, "random_state": 3}
+    long = DeepEnsembleRegressor(**kw, epochs=60, snapshot_every=20).fit(x, y)
+    short = DeepEnsembleRegressor(**kw, epochs=40).fit(x, y)
+    assert [s.epoch for s in long.snapshots_] == [20, 40, 60]
+    q = np.linspace(-4, 4, 17)
+    at40, at60 = long.snapshots_[1], long.snapshots_[2]
+    qt = torch.tensor(q, dtype=torch.float32).reshape(-1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(at40.ensemble(qt), short.ensemble_(qt))
+        torch.testing.assert_close(at60.ensemble(qt), long.ensemble_(qt))
+    np.testing.assert_allclose(at40.evidence, short.evidence_)
+    assert not np.allclose(at40.ensemble(qt).detach(), at60.ensemble(qt).detach())
+    assert DeepEnsembleRegressor(**kw, epochs=5).fit(x, y).snapshots_ is None
+    with pytest.raises(ValueError, match="snapshot_every"):
+        DeepEnsembleRegressor(**kw, snapshot_every=0).fit(x, y)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -39,14 +40,26 @@ from glassnet.models import MLP, RegressionEnsemble, standard_scaling
 from glassnet.progress import Progress
 from glassnet.rng import seeded
 from glassnet.search.adapter import NotBatchableError
-from glassnet.search.engine import Population
+from glassnet.search.engine import Population, load_member
 from glassnet.search.laplace import log_evidence, tangent_kernel
 from glassnet.search.loop import MemberData, Policy, train
 from glassnet.search.optimizers import OPTIMIZERS
 
-__all__ = ["DeepEnsembleRegressor", "EnsemblePredictions"]
+__all__ = ["DeepEnsembleRegressor", "EnsemblePredictions", "EnsembleSnapshot"]
 
 EVIDENCE_ROWS = 2000  # the evidence's kernel is rows x rows: beyond this, a seeded draw of rows
+
+
+@dataclass(frozen=True)
+class EnsembleSnapshot:
+    """The model as it stood after ``epoch`` epochs (``DeepEnsembleRegressor.snapshot_every``):
+    built like the final one; ``evidence`` by member id (NaN: diverged), ``kept`` the ids in
+    ``ensemble``."""
+
+    epoch: int
+    ensemble: RegressionEnsemble
+    evidence: np.ndarray
+    kept: list[int]
 
 
 class EnsemblePredictions(RegressorMixin):
@@ -83,6 +96,10 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
     spread alone). ``band_scale`` widens the band by that factor: 1.25, chosen on the
     development functions so that the band's median coverage of the test points matches the
     Gaussian process's there (the band as computed covers about 80%, the GP's about 92%).
+    ``snapshot_every``: also keep the model as it stood every that many epochs, each built
+    the same way as the final one (evidence, ``keep``, last layer), in ``snapshots_``: a list
+    of ``EnsembleSnapshot`` by epoch (None: none). It shows how the fit moves with training
+    length; ``benchmarks/regression_stopping.py`` reads it.
     """
 
     def __init__(
@@ -104,6 +121,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         random_state: int = 0,
         device: str = "cpu",
         chunk_size: int = 16,
+        snapshot_every: int | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.hidden = hidden
@@ -122,6 +140,7 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.chunk_size = chunk_size
+        self.snapshot_every = snapshot_every
         self.progress = progress
 
     def fit(self, X, y) -> DeepEnsembleRegressor:
@@ -138,24 +157,22 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
         Xs = torch.from_numpy(((X - x_mean) / x_scale).astype(np.float32))  # (n, in)
         ys = torch.from_numpy(((y - y_mean) / y_scale).astype(np.float32))  # (n, out)
         t0 = time.perf_counter()
-        pop, losses = self._train(Xs, ys)
+        pop, losses, snaps = self._train(Xs, ys)
         self.train_seconds_ = time.perf_counter() - t0
         alive = [r for r, m in enumerate(pop.ids) if not self.failed_[m]]
         if not alive:
             raise NoModelError(f"every member diverged (training loss NaN/inf at lr={self.lr})")
+        scaling = (x_mean, x_scale, y_mean, y_scale)
         members = [pop.module(r, self._blank(X.shape[1], y.shape[1])).eval() for r in alive]
-        ids = [pop.ids[r] for r in alive]
-        self.evidence_ = np.full(self.n_members, np.nan)  # a failed member has none
-        if y.shape[1] == 1:
-            self.evidence_[ids] = self._evidence(members, [self.penalties_[m] for m in ids], Xs, ys)
-        if self.keep is not None and self.keep < len(ids):  # the members of highest evidence
-            best = sorted(np.argsort(-self.evidence_[ids], kind="stable")[: self.keep])
-            members, ids = [members[k] for k in best], [ids[k] for k in best]
-        self.kept_ = ids
-        last = bayesian_last_layer(members, Xs, ys) if self.last_layer == "bayes" else {}
-        self.ensemble_ = RegressionEnsemble(
-            members, x_mean, x_scale, y_mean, y_scale, **last, band_scale=self.band_scale
-        ).eval()
+        self.ensemble_, self.evidence_, self.kept_ = self._model(
+            members, [pop.ids[r] for r in alive], Xs, ys, scaling
+        )
+        self.snapshots_ = None if self.snapshot_every is None else []
+        for epoch, ids, weights in snaps:  # each built like the final model
+            members = [load_member(weights, k, self._blank(X.shape[1], y.shape[1])).eval()
+                       for k in range(len(ids))]  # fmt: skip
+            self.snapshots_.append(EnsembleSnapshot(epoch, *self._model(members, ids, Xs, ys,
+                                                                        scaling)))  # fmt: skip
         self.curves_ = {
             "epoch": [e for e, _ in losses],
             "train_mse": [v * y_scale**2 for _, v in losses],
@@ -171,6 +188,8 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not (math.isfinite(self.band_scale) and self.band_scale > 0):
             raise ValueError(f"band_scale must be > 0, got {self.band_scale}")
+        if self.snapshot_every is not None and int(self.snapshot_every) < 1:
+            raise ValueError(f"snapshot_every must be None or >= 1, got {self.snapshot_every}")
         if self.keep is not None and not 1 <= int(self.keep) <= self.n_members:
             raise ValueError(f"keep must be None or 1 to n_members, got {self.keep}")
         if self.last_layer not in ("bayes", "trained"):
@@ -182,6 +201,20 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
                 f"activation {self.activation!r} cannot be batched; "
                 f"supported: {list(BATCHABLE_ACTIVATIONS)}"
             )
+
+    def _model(self, members: list[MLP], ids: list[int], Xs: torch.Tensor, ys: torch.Tensor,
+               scaling: tuple) -> tuple[RegressionEnsemble, np.ndarray, list[int]]:  # fmt: skip
+        """The model of these trained members (ids: theirs): each one's evidence, the ``keep``
+        of highest evidence, the last layer; returns (ensemble, evidence by id, kept ids)."""
+        evidence = np.full(self.n_members, np.nan)  # a failed member has none
+        if ys.shape[1] == 1:
+            evidence[ids] = self._evidence(members, [self.penalties_[m] for m in ids], Xs, ys)
+        if self.keep is not None and self.keep < len(ids):  # the members of highest evidence
+            best = sorted(np.argsort(-evidence[ids], kind="stable")[: self.keep])
+            members, ids = [members[k] for k in best], [ids[k] for k in best]
+        last = bayesian_last_layer(members, Xs, ys) if self.last_layer == "bayes" else {}
+        model = RegressionEnsemble(members, *scaling, **last, band_scale=self.band_scale)
+        return model.eval(), evidence, ids
 
     def _penalties(self) -> list[float]:
         """Each member's weight decay: ``weight_decay`` is one for all, or one per member."""
@@ -213,9 +246,9 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
     def _blank(self, n_in: int, n_out: int) -> MLP:
         return MLP(n_in, tuple(self.hidden), n_out, self.activation)
 
-    def _train(self, X: torch.Tensor, y: torch.Tensor) -> tuple[Population, list]:
-        """Every member, every epoch (``search.loop``); returns the population and the
-        recorded mean losses."""
+    def _train(self, X: torch.Tensor, y: torch.Tensor) -> tuple[Population, list, list]:
+        """Every member, every epoch (``search.loop``); returns the population, the recorded
+        mean losses and the snapshots (epoch, member ids, stacked weights)."""
         dev = torch.device(self.device)
         inits = []
         for k in range(self.n_members):  # member k's start, from its own seed
@@ -229,31 +262,37 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
                           self.batch_size, True, gen)  # fmt: skip
         progress = self.progress or Progress()
         progress.start(self.n_members * self.epochs, f"deep ensemble: {self.n_members} members")
-        policy = _AllEpochs(self.n_members, self.epochs, self.record_every)
+        policy = _AllEpochs(self.n_members, self.epochs, self.record_every, self.snapshot_every)
         train(pop, data, policy, self.chunk_size, progress)
         progress.close()
         self.failed_, self.member_epochs_ = policy.failed, policy.member_epochs
-        return pop, policy.losses
+        return pop, policy.losses, policy.snapshots
 
 
 class _AllEpochs(Policy):
     """Every member trains ``epochs`` epochs; a member whose loss turns NaN/inf leaves at once
     (``failed``). The mean loss of the members still training is recorded every
-    ``record_every`` epochs and at the last."""
+    ``record_every`` epochs and at the last; with ``snapshot_every``, a copy of their weights
+    every that many epochs (``snapshots``: epoch, member ids, ``Population.snapshot``)."""
 
-    def __init__(self, n_members: int, epochs: int, record_every: int) -> None:
+    def __init__(self, n_members: int, epochs: int, record_every: int,
+                 snapshot_every: int | None = None) -> None:  # fmt: skip
         self.max_epochs, self.record_every = epochs, record_every
+        self.snapshot_every = snapshot_every
         self.failed = np.zeros(n_members, dtype=bool)
         self.member_epochs = 0
         self.losses: list[tuple[int, float]] = []
+        self.snapshots: list[tuple[int, list[int], list]] = []
 
     def on_epoch(self, pop: Population, epoch: int, losses: list[float]) -> set[int]:
         self.member_epochs += len(pop.ids)
         bad = {pop.ids[r] for r, v in enumerate(losses) if not math.isfinite(v)}
         self.failed[list(bad)] = True
-        kept = [v for r, v in enumerate(losses) if pop.ids[r] not in bad]
-        if kept and (epoch % self.record_every == 0 or epoch == self.max_epochs):
-            self.losses.append((epoch, float(np.mean(kept))))
+        rows = [r for r, m in enumerate(pop.ids) if m not in bad]
+        if rows and (epoch % self.record_every == 0 or epoch == self.max_epochs):
+            self.losses.append((epoch, float(np.mean([losses[r] for r in rows]))))
+        if rows and self.snapshot_every and epoch % self.snapshot_every == 0:
+            self.snapshots.append((epoch, [pop.ids[r] for r in rows], pop.snapshot(rows)))
         return bad
 
 

@@ -22,7 +22,7 @@ from glassnet.activations import ACTIVATIONS
 from glassnet.models import MLP
 from glassnet.search.optimizers import make_optimizer
 
-__all__ = ["Population"]
+__all__ = ["Population", "load_member"]
 
 
 def _linear(a: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -240,8 +240,15 @@ class Population:
 
     def module(self, row: int, template: MLP) -> MLP:
         """Copy the weights of the member at ``row`` into ``template`` and return it."""
-        with torch.no_grad():
-            for lin, W, b in zip(template.linear_layers(), self.W, self.b):
-                lin.weight.copy_(W[row])
-                lin.bias.copy_(b[row, 0])
-        return template
+        return load_member(list(zip(self.W, self.b)), row, template)
+
+
+def load_member(weights: Sequence[tuple[torch.Tensor, torch.Tensor]], row: int,
+                template: MLP) -> MLP:  # fmt: skip
+    """Copy member ``row`` of stacked ``weights`` (per layer: W (member, out, in), b (member,
+    1, out), as ``Population.snapshot`` returns them) into ``template``, and return it."""
+    with torch.no_grad():
+        for lin, (W, b) in zip(template.linear_layers(), weights):
+            lin.weight.copy_(W[row])
+            lin.bias.copy_(b[row, 0])
+    return template
