@@ -52,6 +52,26 @@ def test_regression_quality_smoke(tmp_path):
     assert row["search"] == "deep-ensemble" and row["wall_seconds"] >= row["seconds"] > 0
 
 
+def test_regression_stopping_smoke(tmp_path):
+    out = tmp_path / "rs.json"
+    _run("regression_stopping.py", "--smoke", "--json", str(out))
+    res = json.loads(out.read_text())
+    assert res["smoke"] and [r["function"] for r in res["rows"]] == ["poly_sine", "smooth_step"]
+    assert [p["epoch"] for p in res["rows"][0]["points"]] == [20, 40]
+    for r in res["rows"]:
+        for p in r["points"]:
+            assert p["ratio_to_gp"] == pytest.approx(p["test_mse"] / r["gp_test_mse"])
+    # the rules pick per function: fixed, highest evidence, lowest test MSE (the bound)
+    by_epoch = {e: [next(p for p in r["points"] if p["epoch"] == e) for r in res["rows"]]
+                for e in (20, 40)}  # fmt: skip
+    assert res["fixed"]["40"]["ratios"] == [p["ratio_to_gp"] for p in by_epoch[40]]
+    best = [min(r["points"], key=lambda p: p["test_mse"])["ratio_to_gp"] for r in res["rows"]]
+    assert res["oracle"]["ratios"] == best
+    assert res["oracle"]["worst_ratio"] <= min(v["worst_ratio"] for v in res["fixed"].values())
+    top = [max(r["points"], key=lambda p: p["evidence"])["epoch"] for r in res["rows"]]
+    assert res["max_evidence"]["epochs"] == top
+
+
 def test_results_md_is_rendered_from_its_json():
     # Every marked table in RESULTS.md is what the JSON renders to; a number edited by hand in
     # a rendered block is put back.
