@@ -171,6 +171,39 @@ LR_PROBES = ("regression_probe_lr1e-3", "regression_probe_e4000",
              "regression_probe_lr1e-3_e4000")  # fmt: skip
 
 
+def regression_stopping(columns: tuple[int, ...] = (1000, 2000, 3000, 4000, 6000)) -> str:
+    """The default's ratio to the GP along one long fit per development function, and what
+    each stopping rule makes of it (``regression_stopping.py``)."""
+    res = _load("regression_stopping")
+    rows, cols = res["rows"], [e for e in columns if str(e) in res["fixed"]]
+    seeds = f"{res['seed0']}-{res['seed0'] + len(rows) - 1}"
+    out = [f"{_written(res)}; development seeds {seeds}, one fit of {res['epochs']:,} epochs "
+           f"per function, a snapshot every {res['every']}. Ratio to the GP by epoch; then the "
+           "snapshot of lowest test MSE (no rule can know it), the snapshot of highest "
+           "evidence, and the training MSE from 2,000 epochs to the last:", "",
+           "| function (seed) | noise sd | " + " | ".join(f"{e:,}" for e in cols)
+           + " | lowest test MSE (epoch) | highest evidence (epoch) | training MSE |",
+           "|---|---|" + "---|" * (len(cols) + 3)]  # fmt: skip
+    for i, r in enumerate(rows):
+        at = {p["epoch"]: p for p in r["points"]}
+        cells = [f"{at[e]['ratio_to_gp']:.2f}" for e in cols]
+        cells.append(f"{res['oracle']['ratios'][i]:.2f} ({res['oracle']['epochs'][i]:,})")
+        cells.append(f"{res['max_evidence']['ratios'][i]:.2f} "
+                     f"({res['max_evidence']['epochs'][i]:,})")  # fmt: skip
+        last = r["points"][-1]
+        cells.append(f"{at[2000]['train_mse']:.4f} -> {last['train_mse']:.4f}" if 2000 in at
+                     else f"{last['train_mse']:.4f}")  # fmt: skip
+        out.append(f"| {r['function']} ({r['seed']}) | {r['noise_sd']:g} | "
+                   + " | ".join(cells) + " |")  # fmt: skip
+    rules = [(f"stop at {e:,}", res["fixed"][str(e)]) for e in cols]
+    rules += [("lowest test MSE", res["oracle"]), ("highest evidence", res["max_evidence"])]
+    out.append("| **median** | | " + " | ".join(f"**{s['median_ratio']:.2f}**" for _, s in rules)
+               + " | |")  # fmt: skip
+    out.append("| worst | | " + " | ".join(
+        f"{s['worst_ratio']:.2f} ({s['worst_function']})" for _, s in rules) + " | |")  # fmt: skip
+    return "\n".join(out)
+
+
 def search_efficiency() -> str:
     res = _load("search_efficiency")
     t, seeds = res["targets"], res["seeds"]
@@ -417,6 +450,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "regression_probes": lambda: regression_probes(PROBES),
     "regression_probes_evidence": lambda: regression_probes(EVIDENCE_PROBES),
     "regression_probes_lr": lambda: regression_probes(LR_PROBES),
+    "regression_stopping": regression_stopping,
 }
 
 _BLOCK = re.compile(r"(<!-- render: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
