@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="where to write the results (default: under runs/, untracked)",
     )
     args = p.parse_args(argv)
-    if args.epochs < 1 or not 1 <= args.every <= args.epochs:
+    if args.epochs < 1:
+        p.error(f"--epochs must be >= 1, got {args.epochs}")
+    if not 1 <= args.every <= args.epochs:
         p.error(f"--every must be 1 to --epochs ({args.epochs}), got {args.every}")
 
     from glassnet.estimators import RegressionConfig

@@ -173,6 +173,11 @@ class DeepEnsembleRegressor(EnsemblePredictions, BaseEstimator):
                        for k in range(len(ids))]  # fmt: skip
             self.snapshots_.append(EnsembleSnapshot(epoch, *self._model(members, ids, Xs, ys,
                                                                         scaling)))  # fmt: skip
+        if self.snapshot_every is not None and self.epochs % self.snapshot_every == 0:
+            # the last snapshot is the model itself: not copied out and built a second time
+            self.snapshots_.append(
+                EnsembleSnapshot(self.epochs, self.ensemble_, self.evidence_, self.kept_)
+            )
         self.curves_ = {
             "epoch": [e for e, _ in losses],
             "train_mse": [v * y_scale**2 for _, v in losses],
@@ -273,7 +278,8 @@ class _AllEpochs(Policy):
     """Every member trains ``epochs`` epochs; a member whose loss turns NaN/inf leaves at once
     (``failed``). The mean loss of the members still training is recorded every
     ``record_every`` epochs and at the last; with ``snapshot_every``, a copy of their weights
-    every that many epochs (``snapshots``: epoch, member ids, ``Population.snapshot``)."""
+    every that many epochs before the last (``snapshots``: epoch, member ids,
+    ``Population.snapshot``)."""
 
     def __init__(self, n_members: int, epochs: int, record_every: int,
                  snapshot_every: int | None = None) -> None:  # fmt: skip
@@ -291,7 +297,9 @@ class _AllEpochs(Policy):
         rows = [r for r, m in enumerate(pop.ids) if m not in bad]
         if rows and (epoch % self.record_every == 0 or epoch == self.max_epochs):
             self.losses.append((epoch, float(np.mean([losses[r] for r in rows]))))
-        if rows and self.snapshot_every and epoch % self.snapshot_every == 0:
+        # the last epoch's snapshot is the final model, which fit builds anyway
+        due = bool(self.snapshot_every) and epoch % self.snapshot_every == 0
+        if rows and due and epoch < self.max_epochs:
             self.snapshots.append((epoch, [pop.ids[r] for r in rows], pop.snapshot(rows)))
         return bad
 
